@@ -1,0 +1,131 @@
+"""Run directories (DESIGN.md contract 1).
+
+``<paths.runs>/<experiment_name>/<run_key>/`` holds ``.hydra/config.yaml`` (the resolved config),
+``metrics.csv``, ``summary.json`` and ``checkpoints/last.ckpt``. ``run_key`` is a short hash of
+the resolved config minus the keys that do not change what is computed (where files go, which
+loggers listen, whether to resume), so re-launching the same command finds the same directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+STATUSES = ("running", "completed", "diverged", "failed")
+
+# Keys (dotted) left out of the run key: they decide where results go or who sees them, not what
+# is computed.
+RUN_KEY_IGNORE = (
+    "paths",
+    "logger",
+    "resume",
+    "run_key",
+    "tags",
+    "hydra",
+    "experiment_name",
+    "data.root",
+    "data.download",
+    "data.archive",
+    "trainer.progress_bar",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.checkpoint",
+)
+
+
+def _drop(container: dict, dotted: str) -> None:
+    head, _, rest = dotted.partition(".")
+    if head not in container:
+        return
+    if rest:
+        if isinstance(container[head], dict):
+            _drop(container[head], rest)
+    else:
+        del container[head]
+
+
+def resolved_container(cfg: DictConfig | dict) -> dict:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return json.loads(json.dumps(cfg))
+
+
+def compute_run_key(cfg: DictConfig | dict, length: int = 12) -> str:
+    """Short hash of the resolved config (seed included) without :data:`RUN_KEY_IGNORE`."""
+    container = resolved_container(cfg)
+    for key in RUN_KEY_IGNORE:
+        _drop(container, key)
+    blob = json.dumps(container, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """One run's directory and its ``summary.json``."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def for_config(cls, cfg: DictConfig) -> RunDir:
+        key = cfg.get("run_key") or compute_run_key(cfg)
+        return cls(Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / key)
+
+    @property
+    def key(self) -> str:
+        return self.path.name
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def summary_json(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "last.ckpt"
+
+    def create(self) -> None:
+        (self.path / ".hydra").mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, cfg: DictConfig, overrides: list[str] | None = None) -> None:
+        self.create()
+        _atomic_write(self.path / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        if overrides is not None:
+            _atomic_write(self.path / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(list(overrides)))
+
+    def read_summary(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.summary_json.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def write_summary(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into summary.json (atomically) and return the new summary."""
+        summary = self.read_summary() or {}
+        summary.update(fields)
+        if summary.get("status") not in STATUSES:
+            raise ValueError(f"summary status must be one of {STATUSES}, got {summary.get('status')}")
+        summary["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.create()
+        _atomic_write(self.summary_json, json.dumps(summary, indent=2, sort_keys=True, default=_json_default))
+        return summary
+
+
+def _json_default(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)

@@ -1,0 +1,336 @@
+"""``ijr-train``: a plain :func:`train` (config in, summary out) wrapped by ``@hydra.main``.
+
+``train(cfg)`` owns the run directory (DESIGN.md contract 1): it writes the resolved config,
+``summary.json`` (``running`` first, always finalised), ``metrics.csv`` and
+``checkpoints/last.ckpt``; it skips a completed run and resumes a killed one in the same
+directory. It never raises for a diverged run (status ``diverged``); in a multirun it records a
+failing run as ``failed`` and returns, so one bad run never stops a sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ijr.callbacks import (
+    CheckpointEvery,
+    EvaluateEvery,
+    PlainProgress,
+    SignalCheckpoint,
+    Terminated,
+)
+from ijr.data import build_datamodule
+from ijr.methods import build_module
+from ijr.methods import names as method_names
+from ijr.methods.base import Diverged
+from ijr.metrics_log import RunCSVLogger
+from ijr.models import build as build_model
+from ijr.models import names as model_names
+from ijr.rundir import RunDir
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+log = logging.getLogger("ijr")
+
+
+class ConfigError(ValueError):
+    """A bad setting: reported as one line, exit code 2."""
+
+
+# ----------------------------------------------------------------------------- config
+def apply_profile(cfg: DictConfig) -> DictConfig:
+    """Return a copy of ``cfg`` with the profile's caps applied (``profile=quick`` shrinks the
+    training set, the number of steps and the probe set; ``profile=paper`` changes nothing).
+    The returned config is what runs, what is hashed into the run key and what is saved."""
+    cfg = cfg.copy()
+    prof = cfg.get("profile") or {}
+    with open_dict(cfg):
+        cap = prof.get("data_subset")
+        if cap is not None and (cfg.data.get("subset") is None or cfg.data.subset > cap):
+            cfg.data.subset = int(cap)
+        cap = prof.get("max_steps")
+        if cap is not None:
+            if cfg.trainer.get("max_steps") is None or cfg.trainer.max_steps > cap:
+                cfg.trainer.max_steps = int(cap)
+        cap = prof.get("probe_size")
+        if cap is not None and cfg.get("probes") is not None and "size" in cfg.probes:
+            if cfg.probes.size is None or cfg.probes.size > cap:
+                cfg.probes.size = int(cap)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Cheap checks before anything is created; each failure is one clear line."""
+    if cfg.model.name not in model_names():
+        raise ConfigError(f"unknown model '{cfg.model.name}'; valid models: {', '.join(model_names())}")
+    if cfg.method.name not in method_names():
+        raise ConfigError(f"unknown method '{cfg.method.name}'; valid methods: {', '.join(method_names())}")
+    lr = cfg.optim.lr
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        raise ConfigError(f"optim.lr must be a finite number >= 0, got {lr}")
+    t = cfg.trainer
+    if t.get("max_steps") is None and t.get("max_epochs") is None and t.get("until_loss") is None:
+        raise ConfigError("no stopping criterion: set trainer.max_steps, trainer.max_epochs or trainer.until_loss")
+    for key in ("max_steps", "max_epochs"):
+        if t.get(key) is not None and t[key] < 1:
+            raise ConfigError(f"trainer.{key} must be >= 1 (or null), got {t[key]}")
+
+
+def total_steps_for(cfg: DictConfig, steps_per_epoch: int) -> int:
+    """Training length in optimizer updates: the smallest of max_steps and max_epochs (converted),
+    or 100k as the paper's "until convergence (< 100k)" cap when only until_loss is set."""
+    limits = []
+    if cfg.trainer.get("max_steps") is not None:
+        limits.append(int(cfg.trainer.max_steps))
+    if cfg.trainer.get("max_epochs") is not None:
+        limits.append(int(math.ceil(cfg.trainer.max_epochs * steps_per_epoch)))
+    return min(limits) if limits else 100_000
+
+
+def _is_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # noqa: BLE001 - no Hydra context (plain train(cfg) call)
+        return False
+
+
+def _task_overrides() -> list[str] | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def _quiet_lightning() -> None:
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import warnings
+
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*LightningModule.*has parameters that were not used.*",
+        ".*You're resuming from a checkpoint that ended before the epoch ended.*",
+        ".*The number of training batches.*",
+        ".*Checkpoint directory.*exists and is not empty.*",
+        ".*litmodels.*",
+        ".*ModelSummary.*",
+    ):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def _configure_torch(cfg: DictConfig) -> None:
+    allow_tf32 = bool(cfg.trainer.get("allow_tf32", False))
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    if cfg.trainer.get("deterministic", True):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _make_loggers(cfg: DictConfig, run: RunDir, steps_per_epoch: int):
+    csv_logger = RunCSVLogger(run.metrics_csv, steps_per_epoch)
+    loggers = [csv_logger]
+    if cfg.logger.name == "wandb":
+        from ijr.wandb_logger import make_wandb_logger
+
+        loggers.append(make_wandb_logger(cfg, run))
+    elif cfg.logger.name != "csv":
+        raise ConfigError(f"unknown logger '{cfg.logger.name}'; valid: csv, wandb")
+    return csv_logger, loggers
+
+
+def _probe_callbacks(cfg: DictConfig, dm, run: RunDir):
+    if cfg.get("probes") is None or cfg.probes.get("name", "none") == "none":
+        return []
+    from ijr.probes import build_callbacks
+
+    return build_callbacks(cfg, dm, run)
+
+
+def _want_progress_bar(cfg: DictConfig) -> bool:
+    mode = cfg.trainer.get("progress_bar", "auto")
+    if mode == "auto":
+        return sys.stderr.isatty()
+    return bool(mode)
+
+
+# ------------------------------------------------------------------------------ train
+def train(cfg: DictConfig) -> dict:
+    """Train one run described by ``cfg`` (the composed config of ``conf/train.yaml``) and
+    return its final ``summary.json`` content."""
+    cfg = apply_profile(cfg)
+    validate(cfg)
+    multirun = _is_multirun()
+    run = RunDir.for_config(cfg)
+    previous = run.read_summary()
+    if cfg.get("resume", True) and previous and previous.get("status") == "completed":
+        print(f"ijr-train: already completed, skipping: {run.path}", flush=True)
+        return previous
+    if not cfg.get("resume", True) and run.path.exists():
+        shutil.rmtree(run.path)
+    run.write_config(cfg, _task_overrides())
+    ckpt = run.checkpoint if (cfg.get("resume", True) and run.checkpoint.exists()) else None
+    started = time.time()
+    previous_wall = float((previous or {}).get("wall_time_s") or 0.0) if ckpt else 0.0
+    run.write_summary(
+        status="running",
+        run_key=run.key,
+        experiment=str(cfg.get("experiment_name") or "default"),
+        profile=str(cfg.profile.name),
+        seed=int(cfg.seed),
+        tags=list(cfg.get("tags") or []),
+        resumed_from_step=None,
+        error=None,
+    )
+    _quiet_lightning()
+    _configure_torch(cfg)
+    status, error, csv_logger, trainer, module = "failed", None, None, None, None
+    stop_reason = None
+    old_handlers = {}
+    try:
+        pl.seed_everything(int(cfg.seed), workers=False, verbose=False)
+        dm = build_datamodule(cfg.data, int(cfg.seed))
+        dm.setup()
+        model = build_model(cfg.model.name, dm.num_classes, tuple(dm.in_shape), **(cfg.model.get("kwargs") or {}))
+        total_steps = total_steps_for(cfg, dm.steps_per_epoch)
+        module = build_module(cfg, model, dm, total_steps)
+        csv_logger, loggers = _make_loggers(cfg, run, dm.steps_per_epoch)
+        resume_step = None
+        if ckpt is not None:
+            resume_step = int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
+            csv_logger.csv.truncate_from(resume_step)
+            run.write_summary(status="running", resumed_from_step=resume_step)
+            print(f"ijr-train: resuming {run.path} from step {resume_step}", flush=True)
+        signal_cb = SignalCheckpoint(run.checkpoint if cfg.trainer.get("checkpoint", True) else None)
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                old_handlers[sig] = signal.signal(sig, signal_cb.handle)
+            except (ValueError, OSError):  # not the main thread
+                pass
+        callbacks = [
+            EvaluateEvery(
+                dm,
+                every_n_steps=cfg.trainer.get("eval_every_n_steps"),
+                eval_train=bool(cfg.trainer.get("eval_train", False)),
+                until_loss=cfg.trainer.get("until_loss"),
+                convergence_check_every=int(cfg.trainer.get("convergence_check_every", 100)),
+            ),
+            *_probe_callbacks(cfg, dm, run),
+        ]
+        if cfg.trainer.get("checkpoint", True):
+            callbacks.append(CheckpointEvery(run.checkpoint, cfg.trainer.get("checkpoint_every_n_steps")))
+        callbacks.append(signal_cb)
+        progress_bar = _want_progress_bar(cfg)
+        if not progress_bar:
+            callbacks.append(PlainProgress(total_steps))
+        trainer = pl.Trainer(
+            max_steps=total_steps,
+            max_epochs=-1,
+            accelerator=cfg.trainer.get("accelerator", "auto"),
+            devices=cfg.trainer.get("devices", 1),
+            precision=cfg.trainer.get("precision", "32-true"),
+            logger=loggers,
+            callbacks=callbacks,
+            enable_checkpointing=False,
+            enable_progress_bar=progress_bar,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            log_every_n_steps=1,
+            default_root_dir=str(run.path),
+            use_distributed_sampler=False,
+            deterministic=False,  # set by _configure_torch (warn-only for ops without a deterministic kernel)
+        )
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+        status = "completed"
+        stop_reason = getattr(callbacks[0], "stop_reason", None) or "max_steps"
+    except Diverged as exc:
+        status, error = "diverged", str(exc)
+        print(f"ijr-train: diverged: {exc}", flush=True)
+    except Terminated as exc:
+        status, error = "failed", str(exc)
+        print(f"ijr-train: {exc}; resume with the same command", flush=True)
+    except Exception as exc:  # noqa: BLE001 - recorded, then re-raised outside multiruns
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        (run.path / "error.log").write_text(traceback.format_exc())
+        if not multirun:
+            raise
+        print(f"ijr-train: run failed: {error} (traceback in {run.path / 'error.log'})", flush=True)
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        summary = _finalise(run, cfg, status, error, csv_logger, trainer, module, started, previous_wall, stop_reason)
+    return summary
+
+
+def _finalise(run, cfg, status, error, csv_logger, trainer, module, started, previous_wall, stop_reason) -> dict:
+    final, markers, steps = {}, {}, None
+    if csv_logger is not None:
+        csv_logger.csv.flush()
+        final = dict(csv_logger.last)
+    if trainer is not None:
+        steps = int(trainer.global_step)
+        for cb in trainer.callbacks:
+            markers.update(getattr(cb, "markers", {}) or {})
+        for lg in trainer.loggers:
+            if lg is not csv_logger:
+                try:
+                    lg.finalize(status)
+                except Exception:  # noqa: BLE001
+                    pass
+    if cfg.logger.name == "wandb":
+        from ijr.wandb_logger import finish_wandb
+
+        finish_wandb(1 if status == "failed" else 0)
+    return run.write_summary(
+        status=status,
+        error=error,
+        final=final,
+        markers=markers,
+        steps=steps,
+        stop_reason=stop_reason if status == "completed" else status,
+        wall_time_s=round(previous_wall + time.time() - started, 3),
+    )
+
+
+# ------------------------------------------------------------------------------- CLI
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def _hydra_entry(cfg: DictConfig) -> None:
+    try:
+        summary = train(cfg)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"ijr-train: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - one line; the traceback is in the run directory
+        print(f"ijr-train: run failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    run_dir = RunDir.for_config(apply_profile(cfg)).path
+    print(f"ijr-train: {summary['status']}: {run_dir} (metrics.csv, summary.json)", flush=True)
+
+
+def main() -> None:
+    """Console entry point ``ijr-train``."""
+    _hydra_entry()
+
+
+if __name__ == "__main__":
+    main()
