@@ -7,8 +7,20 @@
 from __future__ import annotations
 
 from ijr.methods.base import OptimConfig, ScheduleConfig, TrainingModule
+from ijr.methods.ejr import EfficientEJR, EfficientEJRv2, ExplicitJacobianRegularization
+from ijr.methods.penalties import GradientNormPenalty, InputJacobianRegularization
+from ijr.methods.sam import ASAM, SAM
 
-METHODS: dict[str, type[TrainingModule]] = {"sgd": TrainingModule}
+METHODS: dict[str, type[TrainingModule]] = {
+    "sgd": TrainingModule,
+    "ejr": ExplicitJacobianRegularization,  # eq. 51, double backprop
+    "ejr_efficient": EfficientEJR,  # eqs. 11-13 / 53-54, two passes
+    "ejr_v2": EfficientEJRv2,  # eq. 55, two passes
+    "sam": SAM,  # Foret et al. 2021
+    "asam": ASAM,  # Kwon et al. 2021
+    "gnp": GradientNormPenalty,  # Smith et al. 2021, double backprop
+    "input_jr": InputJacobianRegularization,  # Hoffman et al. 2019, double backprop
+}
 
 
 def names() -> list[str]:
