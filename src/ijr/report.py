@@ -1,0 +1,199 @@
+"""ijr-report: aggregate run directories into the paper's tables and figures.
+
+    ijr-report table1 --runs runs/ --out results/quick/table1 --profile quick
+    ijr-report fig4   --runs runs/fig4_arp --out results/quick/fig4 --select seed=0
+    ijr-report curves --runs runs/fig23 --out results/quick/fig23 \\
+        --metrics probe/sharpness,probe/jacobian_ones_sq,probe/impurity_mean --style-by optim.lr
+
+Tables write ``OUT.md``, ``OUT.csv`` and ``OUT.tex``; figures ``OUT.png`` and ``OUT.pdf``. Every
+written path is printed. Bad input (no runs, unknown report, a selection that matches nothing)
+is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from ijr.reporting import figures, tables
+from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
+
+TABLES = ("table1", "table5", "table6")
+FIGURES = ("fig1", "fig2", "fig4", "fig5", "fig6", "fig36", "curves")
+REPORTS = TABLES + FIGURES
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message + SystemExit
+        raise UsageError(message)
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+def _windows(text: str | None) -> list[tuple[float, float]] | None:
+    if not text:
+        return None
+    windows = []
+    for item in text.split(","):
+        lo, sep, hi = item.partition(":")
+        try:
+            windows.append((float(lo), float(hi)))
+        except ValueError:
+            raise UsageError(f"--windows expects START:END[,START:END...], got '{item}'") from None
+        if not sep:
+            raise UsageError(f"--windows expects START:END[,START:END...], got '{item}'")
+    return windows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ijr-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("report", choices=REPORTS, help="which table or figure")
+    parser.add_argument(
+        "--runs", required=True, help="runs root, experiment folder or one run directory"
+    )
+    parser.add_argument(
+        "--out", required=True, help="output path without suffix (suffixes are added)"
+    )
+    parser.add_argument(
+        "--profile", choices=("quick", "paper"), help="use only runs of this profile"
+    )
+    parser.add_argument(
+        "--allow-mixed-profiles",
+        action="store_true",
+        help="allow runs of several profiles in one report",
+    )
+    parser.add_argument(
+        "--expected-seeds",
+        type=int,
+        help="tables: seeds expected per cell (default: the most any cell has)",
+    )
+    parser.add_argument(
+        "--experiment",
+        help="glob on experiment names (tables default to table1*, table5*, table6*; '*' for all)",
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep runs whose config KEY equals VALUE (repeatable)",
+    )
+    parser.add_argument(
+        "--no-paper", action="store_true", help="tables: leave the paper's columns empty"
+    )
+    parser.add_argument(
+        "--metrics", help="curves: comma-separated metric names, products a*b or globs"
+    )
+    parser.add_argument(
+        "--style-by", help="curves/fig5/fig6: comma-separated config keys that tell settings apart"
+    )
+    parser.add_argument(
+        "--row",
+        action="append",
+        default=[],
+        metavar="K=V;K=V",
+        help="fig5: one panel row per filter (repeatable)",
+    )
+    parser.add_argument("--windows", help="fig2: step windows START:END[,START:END...]")
+    parser.add_argument("--left", default=figures.SHARPNESS, help="fig2: metric on the left axis")
+    parser.add_argument("--right", default=figures.JACOBIAN, help="fig2: metric on the right axis")
+    parser.add_argument("--x", default="step", choices=("step", "epoch"), help="curves: x axis")
+    parser.add_argument(
+        "--smooth", type=int, help="curves/fig5: moving-average window (logged points)"
+    )
+    parser.add_argument(
+        "--example", type=int, help="fig1: which tracked example (default: the first)"
+    )
+    parser.add_argument(
+        "--kind", default="lines", choices=("lines", "heatmap"), help="fig36: lines or heatmap"
+    )
+    return parser
+
+
+def _table(args, runs) -> list:
+    frame = tables.build_table(
+        args.report,
+        runs,
+        profile=args.profile,
+        allow_mixed_profiles=args.allow_mixed_profiles,
+        expected_seeds=args.expected_seeds,
+        experiment=args.experiment,
+        paper=not args.no_paper,
+    )
+    return tables.write_table(frame, args.out)
+
+
+def _figure(args, runs) -> list:
+    if args.experiment:
+        runs = select_runs(runs, experiment=args.experiment)
+        if runs.empty:
+            raise ValueError(f"no runs of experiment '{args.experiment}'")
+    runs, _ = check_profiles(runs, args.profile, args.allow_mixed_profiles, what=args.report)
+    style_by = _csv_list(args.style_by)
+    report = args.report
+    if report == "fig1":
+        fig = figures.fig1(runs, example=args.example)
+    elif report == "fig2":
+        fig = figures.fig2(runs, windows=_windows(args.windows), left=args.left, right=args.right)
+    elif report == "fig4":
+        fig = figures.fig4(runs)
+    elif report == "fig5":
+        rows = [parse_assignments(r.split(";")) for r in args.row] or None
+        fig = figures.fig5(runs, rows=rows, style_by=style_by, smoothing=args.smooth)
+    elif report == "fig6":
+        fig = figures.fig6(runs, style_by=style_by[0] if style_by else "method.name")
+    elif report == "fig36":
+        fig = figures.fig36(runs, kind=args.kind)
+    else:
+        metrics = _csv_list(args.metrics)
+        if not metrics:
+            raise UsageError("curves needs --metrics NAME[,NAME...]")
+        fig = figures.curves(runs, metrics, style_by=style_by, x=args.x, smoothing=args.smooth)
+    return figures.save_figure(fig, args.out)
+
+
+def run(argv: Sequence[str] | None = None) -> list:
+    """Parse ``argv``, write the report and return the written paths (raises on bad input)."""
+    args = build_parser().parse_args(argv)
+    if args.expected_seeds is not None and args.expected_seeds < 1:
+        raise UsageError(f"--expected-seeds must be >= 1, got {args.expected_seeds}")
+    runs = load_runs(args.runs)
+    if runs.empty:
+        raise ValueError(f"no run directories found under {args.runs}")
+    if args.select:
+        runs = select_runs(runs, parse_assignments(args.select))
+        if runs.empty:
+            raise ValueError(f"no run under {args.runs} matches {' '.join(args.select)}")
+    return _table(args, runs) if args.report in TABLES else _figure(args, runs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point: 0 on success, 2 with one line on stderr on bad input."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            written = run(argv)
+    except (UsageError, ValueError, KeyError, FileNotFoundError, NotADirectoryError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"ijr-report: error: {message}", file=sys.stderr)
+        return 2
+    for warning in caught:
+        if not issubclass(warning.category, DeprecationWarning):
+            print(f"ijr-report: warning: {warning.message}", file=sys.stderr)
+    for path in written:
+        print(f"ijr-report: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
