@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Tiny models: one thread is faster than two on a shared 2-core machine and keeps timings stable.
+torch.set_num_threads(1)
+sys.path.insert(0, str(Path(__file__).parent))  # test-only helpers (kill_callbacks) for subprocesses too
 
 
 def compose_cfg(*overrides: str):
@@ -42,7 +44,8 @@ def tiny_overrides(runs: Path, *extra: str) -> list[str]:
 
 
 def run_cli(*args: str, timeout: float = 240, check: bool = False, **popen) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=str(Path(__file__).parent))
     env.update(popen.pop("env", {}))
     proc = subprocess.run(
         [sys.executable, "-m", "ijr.train", *args],
@@ -55,6 +58,21 @@ def run_cli(*args: str, timeout: float = 240, check: bool = False, **popen) -> s
     if check and proc.returncode != 0:
         raise AssertionError(f"ijr-train failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def cli(*args: str) -> int:
+    """Run ``ijr-train ARGS`` in this process (Hydra's real command-line path); returns the exit code."""
+    from ijr.train import main
+
+    saved = sys.argv
+    sys.argv = ["ijr-train", *args]
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        sys.argv = saved
+    return 0
 
 
 @pytest.fixture

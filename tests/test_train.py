@@ -5,13 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
-from conftest import REPO, compose_cfg, run_cli, tiny_overrides
+from conftest import cli, run_cli, compose_cfg, tiny_overrides
 
 from ijr.data import build_datamodule
 from ijr.methods.base import TrainingModule
@@ -89,10 +86,9 @@ def test_divergence_is_a_status_not_a_crash(runs_dir):
     assert summary["steps"] < 200
 
 
-def test_divergence_exit_code_is_zero(runs_dir):
-    proc = run_cli(*tiny_overrides(runs_dir, "optim.lr=1000", "trainer.max_steps=200"))
-    assert proc.returncode == 0, proc.stderr
-    assert "diverged" in proc.stdout
+def test_divergence_exit_code_is_zero(runs_dir, capsys):
+    assert cli(*tiny_overrides(runs_dir, "optim.lr=1000", "trainer.max_steps=200")) == 0
+    assert "diverged" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -115,21 +111,23 @@ def test_bad_input_is_one_clear_line(runs_dir, overrides, message):
     assert message in text and "\n" not in text
 
 
-def test_bad_input_on_the_command_line(runs_dir):
-    proc = run_cli(*tiny_overrides(runs_dir, "model.name=resnet99"))
-    assert proc.returncode == 2
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ijr-train: error: unknown model"), proc.stderr
-    proc = run_cli(*tiny_overrides(runs_dir, "profile=enormous"))
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "profile" in proc.stderr
+def test_bad_input_on_the_command_line(runs_dir, capsys):
+    assert cli(*tiny_overrides(runs_dir, "model.name=resnet99")) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ijr-train: error: unknown model"), err
+    assert not any(runs_dir.rglob("summary.json"))  # nothing was started
+    assert cli(*tiny_overrides(runs_dir, "profile=enormous")) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "profile" in err
 
 
-def test_missing_dataset_offline_fails_at_once(runs_dir, tmp_path):
-    proc = run_cli(*tiny_overrides(runs_dir, "data=cifar10", f"data.root={tmp_path / 'nowhere'}", "model=cnn6"))
-    assert proc.returncode == 2
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and str(tmp_path / "nowhere") in lines[0], proc.stderr
+def test_missing_dataset_offline_fails_at_once(runs_dir, tmp_path, capsys):
+    code = cli(*tiny_overrides(runs_dir, "data=cifar10", f"data.root={tmp_path / 'nowhere'}", "model=cnn6"))
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2
+    assert len(lines) == 1 and str(tmp_path / "nowhere") in lines[0], err
 
 
 def test_full_batch_gradient_equals_mean_loss_gradient_for_any_chunking():
@@ -166,78 +164,59 @@ def test_full_batch_training_does_not_depend_on_chunk_size(tmp_path):
         torch.testing.assert_close(finals[0][k], finals[1][k], rtol=1e-4, atol=1e-6)
 
 
-def _wait_for(predicate, timeout=120.0):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 KILL_OVERRIDES = [
     "data=synthetic",
-    "data.subset=2000",
-    "model=cnn6",
+    "data.subset=512",
+    "model=fcn3",
     "data.batch_size=64",
     "optim.lr=0.02",
-    "trainer.max_steps=120",
-    "trainer.eval_every_n_steps=20",
+    "trainer.max_steps=40",
+    "trainer.eval_every_n_steps=10",
     "trainer.log_every_n_steps=1",
-    "trainer.checkpoint_every_n_steps=20",
+    "trainer.checkpoint_every_n_steps=10",
     "trainer.progress_bar=false",
 ]
 
 
+def kill_at(step: int, signum: int) -> str:
+    return f"+callbacks.kill={{_target_: kill_callbacks.SignalAtStep, step: {step}, signum: {signum}}}"
+
+
 def test_killed_run_resumes_row_for_row(tmp_path):
-    """SIGKILL mid-run (summary stays 'running'), re-run the same command: metrics.csv equals an
+    """SIGKILL at step 27 (a real kill of the process: summary stays 'running', the last
+    checkpoint is from step 20), then the same command again: metrics.csv equals an
     uninterrupted run's row for row."""
     ref = train(compose_cfg(f"paths.runs={tmp_path / 'ref'}", *KILL_OVERRIDES))
     ref_rows = read_csv(tmp_path / "ref" / "default" / ref["run_key"] / "metrics.csv")
 
     runs = tmp_path / "killed"
     args = [f"paths.runs={runs}", *KILL_OVERRIDES]
-    proc = subprocess.Popen([sys.executable, "-m", "ijr.train", *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run = runs / "default" / ref["run_key"]
-    try:
-        ok = _wait_for(lambda: (run / "checkpoints" / "last.ckpt").exists()
-                       and (run / "metrics.csv").exists()
-                       and len(read_csv(run / "metrics.csv")) > 45)
-        assert ok, "run did not reach a checkpoint in time"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    proc = run_cli(*args, kill_at(27, int(signal.SIGKILL)))
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout, proc.stderr)
+    run = runs / "default" / ref["run_key"]  # extra callbacks are not part of the run key
     assert json.loads((run / "summary.json").read_text())["status"] == "running"
-    assert len(read_csv(run / "metrics.csv")) < len(ref_rows)
+    assert 20 < len(read_csv(run / "metrics.csv")) < len(ref_rows)
     resumed = train(compose_cfg(*args))
-    assert resumed["status"] == "completed" and resumed["resumed_from_step"] >= 20
+    assert resumed["status"] == "completed" and resumed["resumed_from_step"] == 20
     assert read_csv(run / "metrics.csv") == ref_rows
 
 
 def test_sigterm_checkpoints_records_and_resumes(tmp_path):
     runs = tmp_path / "runs"
     args = [f"paths.runs={runs}", *KILL_OVERRIDES, "trainer.checkpoint_every_n_steps=1000"]
-    proc = subprocess.Popen([sys.executable, "-m", "ijr.train", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert _wait_for(lambda: any(runs.glob("default/*/metrics.csv"))
-                         and len(read_csv(next(runs.glob("default/*/metrics.csv")))) > 10)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    run = next(runs.glob("default/*/summary.json")).parent
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "failed" and "terminated by signal 15" in summary["error"], (out, err)
+    summary = train(compose_cfg(*args, kill_at(13, int(signal.SIGTERM))))
+    assert summary["status"] == "failed" and "terminated by signal 15 at step 13" in summary["error"]
+    run = runs / "default" / summary["run_key"]
     assert (run / "checkpoints" / "last.ckpt").exists()
     resumed = train(compose_cfg(*args))
-    assert resumed["status"] == "completed" and resumed["resumed_from_step"] > 10
+    assert resumed["status"] == "completed" and resumed["resumed_from_step"] == 13
+    ref = train(compose_cfg(f"paths.runs={tmp_path / 'ref'}", *KILL_OVERRIDES))
+    ref_rows = read_csv(tmp_path / "ref" / "default" / ref["run_key"] / "metrics.csv")
+    assert read_csv(run / "metrics.csv") == ref_rows
 
 
 def test_multirun_sweeps_learning_rates(runs_dir):
-    proc = run_cli("-m", *tiny_overrides(runs_dir, "optim.lr=0.01,0.02", "trainer.max_steps=5"))
-    assert proc.returncode == 0, proc.stderr
+    assert cli("-m", *tiny_overrides(runs_dir, "optim.lr=0.01,0.02", "trainer.max_steps=5")) == 0
     summaries = [json.loads(p.read_text()) for p in runs_dir.glob("default/*/summary.json")]
     assert len(summaries) == 2 and all(s["status"] == "completed" for s in summaries)
     lrs = sorted(
@@ -258,3 +237,16 @@ def test_quick_profile_is_the_same_code_smaller(runs_dir):
 
 def test_config_error_type():
     assert issubclass(ConfigError, ValueError)
+
+
+def test_quick_profile_keeps_a_dataset_smaller_than_the_cap(runs_dir):
+    summary = train(compose_cfg(*tiny_overrides(runs_dir, "profile=quick")))  # digits: 1,438 < 5,000
+    assert summary["status"] == "completed"
+    saved = __import__("yaml").safe_load((runs_dir / "default" / summary["run_key"] / ".hydra" / "config.yaml").read_text())
+    assert saved["data"]["subset"] is None
+
+
+def test_multirun_records_a_run_that_cannot_start(runs_dir):
+    assert cli("-m", *tiny_overrides(runs_dir, "data.batch_size=32,100000", "trainer.max_steps=3")) == 0
+    statuses = sorted(json.loads(p.read_text())["status"] for p in runs_dir.glob("default/*/summary.json"))
+    assert statuses == ["completed", "failed"]

@@ -27,6 +27,7 @@ RUN_KEY_IGNORE = (
     "resume",
     "run_key",
     "tags",
+    "callbacks",
     "hydra",
     "experiment_name",
     "data.root",

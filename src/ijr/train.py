@@ -50,15 +50,13 @@ class ConfigError(ValueError):
 
 # ----------------------------------------------------------------------------- config
 def apply_profile(cfg: DictConfig) -> DictConfig:
-    """Return a copy of ``cfg`` with the profile's caps applied (``profile=quick`` shrinks the
-    training set, the number of steps and the probe set; ``profile=paper`` changes nothing).
-    The returned config is what runs, what is hashed into the run key and what is saved."""
+    """Return a copy of ``cfg`` with the profile's step and probe-set caps applied
+    (``profile=quick`` shrinks them; ``profile=paper`` changes nothing). The training-set cap
+    needs the dataset's size and is applied by :func:`resolve_data_cap`. The returned config is
+    what runs, what is hashed into the run key and what is saved."""
     cfg = cfg.copy()
     prof = cfg.get("profile") or {}
     with open_dict(cfg):
-        cap = prof.get("data_subset")
-        if cap is not None and (cfg.data.get("subset") is None or cfg.data.subset > cap):
-            cfg.data.subset = int(cap)
         cap = prof.get("max_steps")
         if cap is not None:
             if cfg.trainer.get("max_steps") is None or cfg.trainer.max_steps > cap:
@@ -68,6 +66,25 @@ def apply_profile(cfg: DictConfig) -> DictConfig:
             if cfg.probes.size is None or cfg.probes.size > cap:
                 cfg.probes.size = int(cap)
     return cfg
+
+
+def resolve_data_cap(cfg: DictConfig):
+    """Apply ``profile.data_subset`` (a cap on the training-set size) to ``cfg.data.subset`` in
+    place and return the set-up datamodule. A dataset already smaller than the cap is used whole
+    (digits under ``profile=quick``)."""
+    cap = (cfg.get("profile") or {}).get("data_subset")
+    subset = cfg.data.get("subset")
+    if cap is not None and subset is not None and subset > cap:
+        with open_dict(cfg):
+            cfg.data.subset = int(cap)
+    dm = build_datamodule(cfg.data, int(cfg.seed))
+    dm.setup()
+    if cap is not None and subset is None and dm.train_size > cap:
+        with open_dict(cfg):
+            cfg.data.subset = int(cap)
+        dm = build_datamodule(cfg.data, int(cfg.seed))
+        dm.setup()
+    return dm
 
 
 def validate(cfg: DictConfig) -> None:
@@ -132,6 +149,8 @@ def _quiet_lightning() -> None:
         ".*Checkpoint directory.*exists and is not empty.*",
         ".*litmodels.*",
         ".*ModelSummary.*",
+        ".*but have no `validation_step`.*",
+        ".*LeafSpec.*is deprecated.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -166,6 +185,35 @@ def _probe_callbacks(cfg: DictConfig, dm, run: RunDir):
     return build_callbacks(cfg, dm, run)
 
 
+def _extra_callbacks(cfg: DictConfig) -> list:
+    """User callbacks from ``callbacks:`` (name -> ``_target_`` config). They are left out of the
+    run key, so they must observe training, not change it."""
+    from hydra.utils import instantiate
+
+    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+
+
+def _record_setup_failure(cfg: DictConfig, exc: Exception) -> dict:
+    """In a multirun, a run that cannot even start (bad setting, missing data) still gets a run
+    directory with status ``failed``, so the sweep goes on and reports show it."""
+    run = RunDir.for_config(cfg)
+    run.write_config(cfg, _task_overrides())
+    error = f"{type(exc).__name__}: {exc}"
+    print(f"ijr-train: run failed before starting: {error} ({run.path})", flush=True)
+    return run.write_summary(
+        status="failed",
+        run_key=run.key,
+        experiment=str(cfg.get("experiment_name") or "default"),
+        profile=str((cfg.get("profile") or {}).get("name", "paper")),
+        seed=int(cfg.get("seed", 0)),
+        error=error,
+        final={},
+        markers={},
+        steps=0,
+        wall_time_s=0.0,
+    )
+
+
 def _want_progress_bar(cfg: DictConfig) -> bool:
     mode = cfg.trainer.get("progress_bar", "auto")
     if mode == "auto":
@@ -177,9 +225,15 @@ def _want_progress_bar(cfg: DictConfig) -> bool:
 def train(cfg: DictConfig) -> dict:
     """Train one run described by ``cfg`` (the composed config of ``conf/train.yaml``) and
     return its final ``summary.json`` content."""
-    cfg = apply_profile(cfg)
-    validate(cfg)
     multirun = _is_multirun()
+    cfg = apply_profile(cfg)
+    try:
+        validate(cfg)
+        dm = resolve_data_cap(cfg)
+    except Exception as exc:
+        if not multirun:
+            raise
+        return _record_setup_failure(cfg, exc)
     run = RunDir.for_config(cfg)
     previous = run.read_summary()
     if cfg.get("resume", True) and previous and previous.get("status") == "completed":
@@ -208,8 +262,6 @@ def train(cfg: DictConfig) -> dict:
     old_handlers = {}
     try:
         pl.seed_everything(int(cfg.seed), workers=False, verbose=False)
-        dm = build_datamodule(cfg.data, int(cfg.seed))
-        dm.setup()
         model = build_model(cfg.model.name, dm.num_classes, tuple(dm.in_shape), **(cfg.model.get("kwargs") or {}))
         total_steps = total_steps_for(cfg, dm.steps_per_epoch)
         module = build_module(cfg, model, dm, total_steps)
@@ -238,6 +290,7 @@ def train(cfg: DictConfig) -> dict:
         ]
         if cfg.trainer.get("checkpoint", True):
             callbacks.append(CheckpointEvery(run.checkpoint, cfg.trainer.get("checkpoint_every_n_steps")))
+        callbacks.extend(_extra_callbacks(cfg))
         callbacks.append(signal_cb)
         progress_bar = _want_progress_bar(cfg)
         if not progress_bar:
@@ -323,7 +376,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
     except Exception as exc:  # noqa: BLE001 - one line; the traceback is in the run directory
         print(f"ijr-train: run failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
-    run_dir = RunDir.for_config(apply_profile(cfg)).path
+    run_dir = Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / summary["run_key"]
     print(f"ijr-train: {summary['status']}: {run_dir} (metrics.csv, summary.json)", flush=True)
 
 
