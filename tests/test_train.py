@@ -250,3 +250,19 @@ def test_multirun_records_a_run_that_cannot_start(runs_dir):
     assert cli("-m", *tiny_overrides(runs_dir, "data.batch_size=32,100000", "trainer.max_steps=3")) == 0
     statuses = sorted(json.loads(p.read_text())["status"] for p in runs_dir.glob("default/*/summary.json"))
     assert statuses == ["completed", "failed"]
+
+
+def test_a_locked_run_directory_is_skipped(runs_dir, capsys):
+    cfg = compose_cfg(*tiny_overrides(runs_dir))
+    from ijr.train import apply_profile, resolve_data_cap
+
+    effective = apply_profile(cfg)
+    resolve_data_cap(effective)
+    holder = RunDir.for_config(effective).try_lock()
+    try:
+        summary = train(cfg)
+        assert "another process is running" in capsys.readouterr().out
+        assert summary["status"] == "running" and not (RunDir.for_config(effective).metrics_csv).exists()
+    finally:
+        holder.close()
+    assert train(cfg)["status"] == "completed"

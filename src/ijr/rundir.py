@@ -8,9 +8,11 @@ loggers listen, whether to resume), so re-launching the same command finds the s
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 STATUSES = ("running", "completed", "diverged", "failed")
 
 # Keys (dotted) left out of the run key: they decide where results go or who sees them, not what
-# is computed.
+# is computed; `lookup`, `method_params` and `quick_scale` are tables experiments read, whose effect
+# is already in the resolved keys that use them (so an SGD baseline swept beside EJR's lambda_reg is
+# one run, not several).
 RUN_KEY_IGNORE = (
     "paths",
     "logger",
@@ -28,6 +32,9 @@ RUN_KEY_IGNORE = (
     "run_key",
     "tags",
     "callbacks",
+    "lookup",
+    "method_params",
+    "quick_scale",
     "hydra",
     "experiment_name",
     "data.root",
@@ -97,6 +104,29 @@ class RunDir:
     @property
     def checkpoint(self) -> Path:
         return self.path / "checkpoints" / "last.ckpt"
+
+    def try_lock(self):
+        """An exclusive advisory lock on ``<run>/.lock`` (``flock``), so two jobs of a sweep with the
+        same config never write one directory at once. Returns the open lock file (close it to
+        release), or None when another process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / ".lock", "a+")  # noqa: SIM115 - released by the caller
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return None
+        return handle
+
+    def clear(self) -> None:
+        """Remove everything a previous attempt wrote (``resume=false``), keeping the lock."""
+        for child in self.path.iterdir() if self.path.exists() else []:
+            if child.name == ".lock":
+                continue
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
 
     def create(self) -> None:
         (self.path / ".hydra").mkdir(parents=True, exist_ok=True)

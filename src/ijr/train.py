@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from ijr.callbacks import (
     CheckpointEvery,
@@ -235,12 +234,23 @@ def train(cfg: DictConfig) -> dict:
             raise
         return _record_setup_failure(cfg, exc)
     run = RunDir.for_config(cfg)
+    lock = run.try_lock()
+    if lock is None:
+        print(f"ijr-train: another process is running {run.path}; skipping", flush=True)
+        return run.read_summary() or {"status": "running", "run_key": run.key}
+    try:
+        return _train_in(run, cfg, dm, multirun)
+    finally:
+        lock.close()
+
+
+def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
     previous = run.read_summary()
     if cfg.get("resume", True) and previous and previous.get("status") == "completed":
         print(f"ijr-train: already completed, skipping: {run.path}", flush=True)
         return previous
-    if not cfg.get("resume", True) and run.path.exists():
-        shutil.rmtree(run.path)
+    if not cfg.get("resume", True):
+        run.clear()
     run.write_config(cfg, _task_overrides())
     ckpt = run.checkpoint if (cfg.get("resume", True) and run.checkpoint.exists()) else None
     started = time.time()
