@@ -20,6 +20,7 @@ COMMON := profile=$(PROFILE) hydra/launcher=$(LAUNCHER) paths.runs=$(RUNS) data.
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-slow test-all demo lint format clean bench table1 table2 table5 table6 figures wandb-sync
+REPRODUCE = $(PY) scripts/reproduce.py --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE))
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -55,6 +56,28 @@ demo: install ## a short real training run (CIFAR-10 from DATA_ROOT, else the bu
 
 bench: install ## benchmarks (ratios against the references, measured in the same run)
 	$(PY) scripts/bench/run_all.py
+
+table1: install ## Table 1: sweep (SimpleCNN rows; + WRN rows with PROFILE=paper) then results/$(PROFILE)/table1.{md,csv,tex}
+	$(REPRODUCE) table1
+
+table2: install ## Table 2 (adversarial training) is not reproduced: see README "Not reproduced"
+	@echo "table2: adversarial training (Table 2, Setting 4) is not part of this suite yet; see README" >&2; exit 2
+
+table5: install ## Table 5: EJR parameter sweeps then results/$(PROFILE)/table5.*
+	$(REPRODUCE) table5
+
+table6: install ## Table 6: EJR.v2 sweep (GPU scale: PROFILE=paper) then results/$(PROFILE)/table6.*
+	$(REPRODUCE) table6
+
+figures: install ## every figure that fits the profile: results/$(PROFILE)/fig*.{png,pdf}
+	$(REPRODUCE) figures
+
+fig%: install ## one figure, e.g. `make fig4` (fig1 fig2 fig4 fig5 fig6 fig12 fig15 fig35 fig36)
+	$(REPRODUCE) fig$*
+
+wandb-sync: install ## upload offline W&B runs found under RUNS
+	@found=$$(find $(RUNS) -type d -name 'offline-run-*' 2>/dev/null); \
+	if [ -z "$$found" ]; then echo "wandb-sync: no offline W&B runs under $(RUNS)"; else $(VENV)/bin/wandb sync $$found; fi
 
 clean: ## remove caches and run directories (keeps .venv and results/)
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache wandb

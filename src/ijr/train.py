@@ -396,4 +396,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m ijr.train`: run the importable module's copy, so launchers that pickle the task
+    # (submitit) refer to ijr.train._hydra_entry instead of pickling this __main__ module by value.
+    from ijr.train import main as _main
+
+    _main()

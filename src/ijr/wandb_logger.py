@@ -7,6 +7,8 @@ W&B run; the flattened resolved config is sent as the run config; ``finish_wandb
 
 from __future__ import annotations
 
+import secrets
+
 from omegaconf import DictConfig, OmegaConf
 
 from ijr.rundir import RunDir
@@ -24,11 +26,10 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def make_wandb_logger(cfg: DictConfig, run: RunDir):
-    import wandb
     from pytorch_lightning.loggers import WandbLogger
 
     id_file = run.path / "wandb_id"
-    run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+    run_id = id_file.read_text().strip() if id_file.exists() else f"{run.key}-{secrets.token_hex(4)}"
     id_file.write_text(run_id)
     lc = cfg.logger
     logger = WandbLogger(
