@@ -16,9 +16,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default=str(REPO / "runs"), help="paths.runs (run directories go here)")
-    parser.add_argument("--data-root", default=str(REPO / "data"), help="data.root (where CIFAR-10 is looked for)")
-    parser.add_argument("--archive", default="", help="optional CIFAR-10 ImageFolder .tar.gz to extract into data-root")
+    parser.add_argument(
+        "--runs", default=str(REPO / "runs"), help="paths.runs (run directories go here)"
+    )
+    parser.add_argument(
+        "--data-root", default=str(REPO / "data"), help="data.root (where CIFAR-10 is looked for)"
+    )
+    parser.add_argument(
+        "--archive",
+        default="",
+        help="optional CIFAR-10 ImageFolder .tar.gz to extract into data-root",
+    )
     parser.add_argument("--steps", type=int, default=300, help="training steps")
     args = parser.parse_args(argv)
 
@@ -51,16 +59,22 @@ def main(argv: list[str] | None = None) -> int:
             build_datamodule(cfg.data, int(cfg.seed)).setup()
             dataset = "CIFAR-10 (first 5,000 training images)"
         except DatasetNotFound as exc:
-            print(f"demo: CIFAR-10 unavailable ({exc}); running on the bundled scikit-learn digits dataset instead")
+            print(
+                f"demo: CIFAR-10 unavailable ({exc}); running on the bundled scikit-learn digits dataset instead"
+            )
             cfg = compose("train", overrides=common + ["data=digits"])
             dataset = "scikit-learn digits (bundled, offline)"
-    print(f"demo: training 6CNN on {dataset} for {args.steps} steps (lr 0.04, batch 128)", flush=True)
+    print(
+        f"demo: training 6CNN on {dataset} for {args.steps} steps (lr 0.04, batch 128)", flush=True
+    )
     summary = train(cfg)
     run_dir = Path(args.runs) / "demo" / summary["run_key"]
     png = plot_curves(run_dir)
     final = summary.get("final", {})
     print(f"demo: status {summary['status']}; dataset {dataset}")
-    print(f"demo: final train/loss {final.get('train/loss', float('nan')):.4f}  test/acc {final.get('test/acc', float('nan')):.4f}")
+    print(
+        f"demo: final train/loss {final.get('train/loss', float('nan')):.4f}  test/acc {final.get('test/acc', float('nan')):.4f}"
+    )
     print(f"demo: run directory {run_dir}")
     print(f"demo: curves        {run_dir / 'metrics.csv'} and {png}")
     return 0 if summary["status"] == "completed" else 1

@@ -29,28 +29,57 @@ TARGETS: dict[str, tuple[list[str], list[str], list[tuple[str, str, str | None, 
     "table5": (["table5_simplecnn"], ["table5_wrn"], [("table5", "table5", None, [])]),
     "table6": ([], ["table6_wrn"], [("table6", "table6", None, [])]),
     "fig1": (["fig1_impurity"], [], [("fig1", "fig1", "fig1_impurity", ["--select", "seed=0"])]),
-    "fig2": (["fig2_sharpness_jacobian"], [], [("fig2", "fig2", "fig2_sharpness_jacobian", ["--select", "seed=0"])]),
+    "fig2": (
+        ["fig2_sharpness_jacobian"],
+        [],
+        [("fig2", "fig2", "fig2_sharpness_jacobian", ["--select", "seed=0"])],
+    ),
     "fig4": (["fig4_arp"], [], [("fig4", "fig4", "fig4_arp", ["--select", "seed=0"])]),
     "fig5": (
         ["fig5_lr", "fig5_batch"],
         [],
         [
             ("fig5", "fig5_lr", "fig5_lr", ["--select", "seed=0", "--style-by", "optim.lr"]),
-            ("fig5", "fig5_batch", "fig5_batch", ["--select", "seed=0", "--style-by", "data.batch_size"]),
+            (
+                "fig5",
+                "fig5_batch",
+                "fig5_batch",
+                ["--select", "seed=0", "--style-by", "data.batch_size"],
+            ),
         ],
     ),
     "fig6": ([], ["fig6_ejr_wrn"], [("fig6", "fig6", "fig6_ejr_wrn", [])]),
     "fig12": (
         ["fig12_norms"],
         [],
-        [("curves", "fig12", "fig12_norms",
-          ["--metrics", "probe/logit_norm,probe/logit_sum_abs,probe/weight_norm,probe/dist_from_init"])],
+        [
+            (
+                "curves",
+                "fig12",
+                "fig12_norms",
+                [
+                    "--metrics",
+                    "probe/logit_norm,probe/logit_sum_abs,probe/weight_norm,probe/dist_from_init",
+                ],
+            )
+        ],
     ),
     "fig15": (
         ["fig15_relation"],
         [],
-        [("curves", "fig15", "fig15_relation",
-          ["--metrics", "probe/sharpness,probe/impurity_mean*probe/jacobian_ones_sq", "--style-by", "optim.lr"])],
+        [
+            (
+                "curves",
+                "fig15",
+                "fig15_relation",
+                [
+                    "--metrics",
+                    "probe/sharpness,probe/impurity_mean*probe/jacobian_ones_sq",
+                    "--style-by",
+                    "optim.lr",
+                ],
+            )
+        ],
     ),
     "fig35": (["fig35_mse"], [], [("fig2", "fig35", "fig35_mse", ["--select", "seed=0"])]),
     "fig36": (["fig36_ejr_grid"], [], [("fig36", "fig36", "fig36_ejr_grid", [])]),
@@ -69,7 +98,10 @@ def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
     always, paper_only, reports = TARGETS[target]
     experiments = always + (paper_only if args.profile == "paper" else [])
     if not experiments:
-        print(f"reproduce: {target} has no {args.profile}-profile version (GPU scale); use PROFILE=paper", file=sys.stderr)
+        print(
+            f"reproduce: {target} has no {args.profile}-profile version (GPU scale); use PROFILE=paper",
+            file=sys.stderr,
+        )
         return 2
     common = [
         f"profile={args.profile}",
@@ -87,8 +119,22 @@ def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for report, stem, folder, report_args in reports:
         runs = Path(args.runs) / folder if folder else Path(args.runs)
-        failed += run([str(BIN / "ijr-report"), report, "--runs", str(runs), "--out", str(out_dir / stem),
-                       "--profile", args.profile, *report_args]) != 0
+        failed += (
+            run(
+                [
+                    str(BIN / "ijr-report"),
+                    report,
+                    "--runs",
+                    str(runs),
+                    "--out",
+                    str(out_dir / stem),
+                    "--profile",
+                    args.profile,
+                    *report_args,
+                ]
+            )
+            != 0
+        )
     return 1 if failed else 0
 
 
@@ -96,14 +142,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", choices=[*TARGETS, "figures"], help="what to regenerate")
     parser.add_argument("--profile", default="quick", choices=["quick", "paper"])
-    parser.add_argument("--launcher", default="local", help="hydra/launcher: local, submitit_local, slurm")
+    parser.add_argument(
+        "--launcher", default="local", help="hydra/launcher: local, submitit_local, slurm"
+    )
     parser.add_argument("--runs", default=str(REPO / "runs"), help="paths.runs")
-    parser.add_argument("--results", default=str(REPO / "results"), help="tables and figures go to RESULTS/PROFILE/")
+    parser.add_argument(
+        "--results", default=str(REPO / "results"), help="tables and figures go to RESULTS/PROFILE/"
+    )
     parser.add_argument("--data-root", default=str(REPO / "data"), help="data.root")
-    parser.add_argument("--archive", default="", help="data.archive (a CIFAR-10 ImageFolder .tar.gz)")
+    parser.add_argument(
+        "--archive", default="", help="data.archive (a CIFAR-10 ImageFolder .tar.gz)"
+    )
     args, extra = parser.parse_known_args(argv)
     extra = [e for e in extra if e != "--"]
-    targets = args.target == "figures" and FIGURES + (FIGURES_PAPER_ONLY if args.profile == "paper" else []) or [args.target]
+    targets = (
+        args.target == "figures"
+        and FIGURES + (FIGURES_PAPER_ONLY if args.profile == "paper" else [])
+        or [args.target]
+    )
     return max(reproduce(t, args, extra) for t in targets)
 
 

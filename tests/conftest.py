@@ -17,7 +17,9 @@ SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 # Tiny models: one thread is faster than two on a shared 2-core machine and keeps timings stable.
 torch.set_num_threads(1)
-sys.path.insert(0, str(Path(__file__).parent))  # test-only helpers (kill_callbacks) for subprocesses too
+sys.path.insert(
+    0, str(Path(__file__).parent)
+)  # test-only helpers (kill_callbacks) for subprocesses too
 
 
 def compose_cfg(*overrides: str):
@@ -43,9 +45,16 @@ def tiny_overrides(runs: Path, *extra: str) -> list[str]:
     ]
 
 
-def run_cli(*args: str, timeout: float = 240, check: bool = False, **popen) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(Path(__file__).parent))
+def run_cli(
+    *args: str, timeout: float = 240, check: bool = False, **popen
+) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        HYDRA_FULL_ERROR="0",
+        PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(Path(__file__).parent),
+    )
     env.update(popen.pop("env", {}))
     proc = subprocess.run(
         [sys.executable, "-m", "ijr.train", *args],

@@ -6,15 +6,28 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import CONF_DIR, compose_cfg
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from conftest import CONF_DIR, compose_cfg
 from ijr.methods import names as method_names
 from ijr.models import names as model_names
 from ijr.train import apply_profile
 
-GROUPS = ["data", "model", "loss", "method", "optim", "sched", "probes", "logger", "trainer", "profile", "paths", "setting"]
+GROUPS = [
+    "data",
+    "model",
+    "loss",
+    "method",
+    "optim",
+    "sched",
+    "probes",
+    "logger",
+    "trainer",
+    "profile",
+    "paths",
+    "setting",
+]
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
@@ -34,7 +47,11 @@ def test_every_model_and_method_has_a_config():
 
 
 def _sweep_values(cfg) -> dict[str, list[str]]:
-    params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True) if cfg.hydra.sweeper.get("params") else {}
+    params = (
+        OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
+        if cfg.hydra.sweeper.get("params")
+        else {}
+    )
     return {k: [v.strip() for v in str(val).split(",")] for k, val in params.items()}
 
 
@@ -42,13 +59,19 @@ def _sweep_values(cfg) -> dict[str, list[str]]:
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_with_every_point_of_its_sweep(experiment, profile):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        base = compose("train", overrides=[f"experiment={experiment}", f"profile={profile}"], return_hydra_config=True)
+        base = compose(
+            "train",
+            overrides=[f"experiment={experiment}", f"profile={profile}"],
+            return_hydra_config=True,
+        )
         sweep = _sweep_values(base)
         assert sweep, f"{experiment} carries no sweep"
         assert "seed" in sweep
         # the first and last value of every axis together, so each value is composed at least once
         for pick in (0, -1):
-            overrides = [f"experiment={experiment}", f"profile={profile}"] + [f"{k}={v[pick]}" for k, v in sweep.items()]
+            overrides = [f"experiment={experiment}", f"profile={profile}"] + [
+                f"{k}={v[pick]}" for k, v in sweep.items()
+            ]
             cfg = compose("train", overrides=overrides)
             resolved = OmegaConf.to_container(apply_profile(cfg), resolve=True)
             assert resolved["experiment_name"] == experiment
@@ -58,8 +81,12 @@ def test_every_experiment_composes_with_every_point_of_its_sweep(experiment, pro
 
 def test_quick_seeds_are_fewer_than_paper_seeds():
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        quick = compose("train", overrides=["experiment=fig4_arp", "profile=quick"], return_hydra_config=True)
-        paper = compose("train", overrides=["experiment=fig4_arp", "profile=paper"], return_hydra_config=True)
+        quick = compose(
+            "train", overrides=["experiment=fig4_arp", "profile=quick"], return_hydra_config=True
+        )
+        paper = compose(
+            "train", overrides=["experiment=fig4_arp", "profile=paper"], return_hydra_config=True
+        )
     assert _sweep_values(quick)["seed"] == ["0"] and _sweep_values(paper)["seed"] == ["0", "1", "2"]
 
 
@@ -78,7 +105,9 @@ def test_every_key_is_commented():
                 continue
             if not stripped or stripped.startswith("#") or stripped.startswith("- "):
                 continue
-            if re.match(r"^[\w+.@/-]+:\s*$", stripped) or stripped.startswith(("defaults:", "hydra:", "sweeper:")):
+            if re.match(r"^[\w+.@/-]+:\s*$", stripped) or stripped.startswith(
+                ("defaults:", "hydra:", "sweeper:")
+            ):
                 continue  # a block header
             if "#" not in stripped and not re.match(r"^\w+: \{.*\}$", stripped) and ":" in stripped:
                 missing.append(f"{path.relative_to(CONF_DIR)}:{lineno}: {stripped}")

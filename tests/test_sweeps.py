@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 
 from conftest import cli, compose_cfg, run_cli, tiny_overrides
-
 from ijr.reporting import load_runs
 from ijr.train import train
 
 
 def test_submitit_sweep_isolates_failures_and_relaunch_skips_finished(runs_dir):
     # lr 0.05 and 0.1 train, 1000 diverges, -1 is rejected before training starts
-    args = ["-m", *tiny_overrides(runs_dir, "trainer.max_steps=8"), "hydra/launcher=submitit_local",
-            "optim.lr=0.05,0.1,1000,-1"]
+    args = [
+        "-m",
+        *tiny_overrides(runs_dir, "trainer.max_steps=8"),
+        "hydra/launcher=submitit_local",
+        "optim.lr=0.05,0.1,1000,-1",
+    ]
     proc = run_cli(*args, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     runs = load_runs(runs_dir)
@@ -45,5 +48,8 @@ def test_wandb_offline_run_contains_the_logged_metrics(runs_dir, monkeypatch):
         assert name in blob
     assert json.dumps(summary["final"]["test/acc"]).encode() in blob
     # a resumed run continues the same W&B run id
-    assert train(compose_cfg(*tiny_overrides(runs_dir, "logger=wandb", "resume=true")))["status"] == "completed"
+    assert (
+        train(compose_cfg(*tiny_overrides(runs_dir, "logger=wandb", "resume=true")))["status"]
+        == "completed"
+    )
     assert (run_dir / "wandb_id").read_text().strip() == run_id

@@ -8,8 +8,8 @@ import signal
 
 import pytest
 import torch
-from conftest import cli, run_cli, compose_cfg, tiny_overrides
 
+from conftest import cli, compose_cfg, run_cli, tiny_overrides
 from ijr.data import build_datamodule
 from ijr.methods.base import TrainingModule
 from ijr.models import build as build_model
@@ -49,8 +49,11 @@ def test_digits_run_writes_the_run_directory(runs_dir):
     # it learns: digits with a 3FCN goes well above chance in 30 steps
     assert float(on_disk["final"]["test/acc"]) > 0.5
     # the run key is the config hash (same config -> same key)
-    assert run.name == compute_run_key(__import__("ijr.train", fromlist=["apply_profile"]).apply_profile(
-        compose_cfg(*tiny_overrides(runs_dir))))
+    assert run.name == compute_run_key(
+        __import__("ijr.train", fromlist=["apply_profile"]).apply_profile(
+            compose_cfg(*tiny_overrides(runs_dir))
+        )
+    )
 
 
 def test_same_command_twice_is_bit_identical(tmp_path):
@@ -80,7 +83,9 @@ def test_seed_changes_the_run(tmp_path):
 
 
 def test_divergence_is_a_status_not_a_crash(runs_dir):
-    summary = train(compose_cfg(*tiny_overrides(runs_dir, "optim.lr=1000", "trainer.max_steps=200")))
+    summary = train(
+        compose_cfg(*tiny_overrides(runs_dir, "optim.lr=1000", "trainer.max_steps=200"))
+    )
     assert summary["status"] == "diverged"
     assert "training loss" in summary["error"]
     assert summary["steps"] < 200
@@ -123,7 +128,9 @@ def test_bad_input_on_the_command_line(runs_dir, capsys):
 
 
 def test_missing_dataset_offline_fails_at_once(runs_dir, tmp_path, capsys):
-    code = cli(*tiny_overrides(runs_dir, "data=cifar10", f"data.root={tmp_path / 'nowhere'}", "model=cnn6"))
+    code = cli(
+        *tiny_overrides(runs_dir, "data=cifar10", f"data.root={tmp_path / 'nowhere'}", "model=cnn6")
+    )
     err = capsys.readouterr().err
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert code == 2
@@ -152,8 +159,13 @@ def test_full_batch_training_does_not_depend_on_chunk_size(tmp_path):
     finals = []
     for chunk in (300, 64):
         cfg = compose_cfg(
-            *tiny_overrides(tmp_path, "data.batch_size=full", "data.subset=300", f"data.physical_batch_size={chunk}",
-                            "trainer.max_steps=10")
+            *tiny_overrides(
+                tmp_path,
+                "data.batch_size=full",
+                "data.subset=300",
+                f"data.physical_batch_size={chunk}",
+                "trainer.max_steps=10",
+            )
         )
         summary = train(cfg)
         run = RunDir(tmp_path / "default" / summary["run_key"])
@@ -179,7 +191,9 @@ KILL_OVERRIDES = [
 
 
 def kill_at(step: int, signum: int) -> str:
-    return f"+callbacks.kill={{_target_: kill_callbacks.SignalAtStep, step: {step}, signum: {signum}}}"
+    return (
+        f"+callbacks.kill={{_target_: kill_callbacks.SignalAtStep, step: {step}, signum: {signum}}}"
+    )
 
 
 def test_killed_run_resumes_row_for_row(tmp_path):
@@ -205,7 +219,9 @@ def test_sigterm_checkpoints_records_and_resumes(tmp_path):
     runs = tmp_path / "runs"
     args = [f"paths.runs={runs}", *KILL_OVERRIDES, "trainer.checkpoint_every_n_steps=1000"]
     summary = train(compose_cfg(*args, kill_at(13, int(signal.SIGTERM))))
-    assert summary["status"] == "failed" and "terminated by signal 15 at step 13" in summary["error"]
+    assert (
+        summary["status"] == "failed" and "terminated by signal 15 at step 13" in summary["error"]
+    )
     run = runs / "default" / summary["run_key"]
     assert (run / "checkpoints" / "last.ckpt").exists()
     resumed = train(compose_cfg(*args))
@@ -220,15 +236,26 @@ def test_multirun_sweeps_learning_rates(runs_dir):
     summaries = [json.loads(p.read_text()) for p in runs_dir.glob("default/*/summary.json")]
     assert len(summaries) == 2 and all(s["status"] == "completed" for s in summaries)
     lrs = sorted(
-        __import__("yaml").safe_load((p.parent / ".hydra" / "config.yaml").read_text())["optim"]["lr"]
+        __import__("yaml").safe_load((p.parent / ".hydra" / "config.yaml").read_text())["optim"][
+            "lr"
+        ]
         for p in runs_dir.glob("default/*/summary.json")
     )
     assert lrs == [0.01, 0.02]
 
 
 def test_quick_profile_is_the_same_code_smaller(runs_dir):
-    summary = train(compose_cfg(*tiny_overrides(runs_dir, "profile=quick", "trainer.max_steps=5000",
-                                                "profile.max_steps=12", "profile.data_subset=500")))
+    summary = train(
+        compose_cfg(
+            *tiny_overrides(
+                runs_dir,
+                "profile=quick",
+                "trainer.max_steps=5000",
+                "profile.max_steps=12",
+                "profile.data_subset=500",
+            )
+        )
+    )
     run = RunDir(runs_dir / "default" / summary["run_key"])
     saved = __import__("yaml").safe_load((run.path / ".hydra" / "config.yaml").read_text())
     assert saved["trainer"]["max_steps"] == 12 and saved["data"]["subset"] == 500
@@ -240,15 +267,24 @@ def test_config_error_type():
 
 
 def test_quick_profile_keeps_a_dataset_smaller_than_the_cap(runs_dir):
-    summary = train(compose_cfg(*tiny_overrides(runs_dir, "profile=quick")))  # digits: 1,438 < 5,000
+    summary = train(
+        compose_cfg(*tiny_overrides(runs_dir, "profile=quick"))
+    )  # digits: 1,438 < 5,000
     assert summary["status"] == "completed"
-    saved = __import__("yaml").safe_load((runs_dir / "default" / summary["run_key"] / ".hydra" / "config.yaml").read_text())
+    saved = __import__("yaml").safe_load(
+        (runs_dir / "default" / summary["run_key"] / ".hydra" / "config.yaml").read_text()
+    )
     assert saved["data"]["subset"] is None
 
 
 def test_multirun_records_a_run_that_cannot_start(runs_dir):
-    assert cli("-m", *tiny_overrides(runs_dir, "data.batch_size=32,100000", "trainer.max_steps=3")) == 0
-    statuses = sorted(json.loads(p.read_text())["status"] for p in runs_dir.glob("default/*/summary.json"))
+    assert (
+        cli("-m", *tiny_overrides(runs_dir, "data.batch_size=32,100000", "trainer.max_steps=3"))
+        == 0
+    )
+    statuses = sorted(
+        json.loads(p.read_text())["status"] for p in runs_dir.glob("default/*/summary.json")
+    )
     assert statuses == ["completed", "failed"]
 
 
@@ -262,7 +298,10 @@ def test_a_locked_run_directory_is_skipped(runs_dir, capsys):
     try:
         summary = train(cfg)
         assert "another process is running" in capsys.readouterr().out
-        assert summary["status"] == "running" and not (RunDir.for_config(effective).metrics_csv).exists()
+        assert (
+            summary["status"] == "running"
+            and not (RunDir.for_config(effective).metrics_csv).exists()
+        )
     finally:
         holder.close()
     assert train(cfg)["status"] == "completed"

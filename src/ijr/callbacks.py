@@ -25,7 +25,9 @@ class EvaluateEvery(pl.Callback):
     loss (``train_full/*``). With ``until_loss`` it stops training once the full training loss is
     below it (Setting 1's "until convergence"), checked every ``convergence_check_every`` steps."""
 
-    def __init__(self, dm, every_n_steps=None, eval_train=False, until_loss=None, convergence_check_every=100):
+    def __init__(
+        self, dm, every_n_steps=None, eval_train=False, until_loss=None, convergence_check_every=100
+    ):
         self.dm = dm
         self.every = every_n_steps
         self.eval_train = eval_train
@@ -52,7 +54,9 @@ class EvaluateEvery(pl.Callback):
             loss, acc = module.evaluate(self.dm.eval_batches("train", self.dm.physical_batch_size))
             log_metrics(trainer, {"train_full/loss": loss, "train_full/acc": acc}, step)
             if loss < float(self.until_loss):
-                self.stop_reason = f"converged: train loss {loss:.3g} < {self.until_loss:g} at step {step}"
+                self.stop_reason = (
+                    f"converged: train loss {loss:.3g} < {self.until_loss:g} at step {step}"
+                )
                 trainer.should_stop = True
 
     def on_train_start(self, trainer, pl_module):

@@ -67,7 +67,10 @@ class MetricsCSV:
     def flush(self) -> None:
         if self._pending_step is None:
             return
-        row = {"step": self._pending_step, "epoch": round(self._pending_step / self.steps_per_epoch, 6)}
+        row = {
+            "step": self._pending_step,
+            "epoch": round(self._pending_step / self.steps_per_epoch, 6),
+        }
         row.update(self._pending)
         new = [k for k in row if k not in self.columns]
         if new:

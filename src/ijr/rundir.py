@@ -135,7 +135,9 @@ class RunDir:
         self.create()
         _atomic_write(self.path / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         if overrides is not None:
-            _atomic_write(self.path / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(list(overrides)))
+            _atomic_write(
+                self.path / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(list(overrides))
+            )
 
     def read_summary(self) -> dict[str, Any] | None:
         try:
@@ -148,10 +150,14 @@ class RunDir:
         summary = self.read_summary() or {}
         summary.update(fields)
         if summary.get("status") not in STATUSES:
-            raise ValueError(f"summary status must be one of {STATUSES}, got {summary.get('status')}")
+            raise ValueError(
+                f"summary status must be one of {STATUSES}, got {summary.get('status')}"
+            )
         summary["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.create()
-        _atomic_write(self.summary_json, json.dumps(summary, indent=2, sort_keys=True, default=_json_default))
+        _atomic_write(
+            self.summary_json, json.dumps(summary, indent=2, sort_keys=True, default=_json_default)
+        )
         return summary
 
 

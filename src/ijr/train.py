@@ -89,15 +89,21 @@ def resolve_data_cap(cfg: DictConfig):
 def validate(cfg: DictConfig) -> None:
     """Cheap checks before anything is created; each failure is one clear line."""
     if cfg.model.name not in model_names():
-        raise ConfigError(f"unknown model '{cfg.model.name}'; valid models: {', '.join(model_names())}")
+        raise ConfigError(
+            f"unknown model '{cfg.model.name}'; valid models: {', '.join(model_names())}"
+        )
     if cfg.method.name not in method_names():
-        raise ConfigError(f"unknown method '{cfg.method.name}'; valid methods: {', '.join(method_names())}")
+        raise ConfigError(
+            f"unknown method '{cfg.method.name}'; valid methods: {', '.join(method_names())}"
+        )
     lr = cfg.optim.lr
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
         raise ConfigError(f"optim.lr must be a finite number >= 0, got {lr}")
     t = cfg.trainer
     if t.get("max_steps") is None and t.get("max_epochs") is None and t.get("until_loss") is None:
-        raise ConfigError("no stopping criterion: set trainer.max_steps, trainer.max_epochs or trainer.until_loss")
+        raise ConfigError(
+            "no stopping criterion: set trainer.max_steps, trainer.max_epochs or trainer.until_loss"
+        )
     for key in ("max_steps", "max_epochs"):
         if t.get(key) is not None and t[key] < 1:
             raise ConfigError(f"trainer.{key} must be >= 1 (or null), got {t[key]}")
@@ -272,17 +278,23 @@ def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
     old_handlers = {}
     try:
         pl.seed_everything(int(cfg.seed), workers=False, verbose=False)
-        model = build_model(cfg.model.name, dm.num_classes, tuple(dm.in_shape), **(cfg.model.get("kwargs") or {}))
+        model = build_model(
+            cfg.model.name, dm.num_classes, tuple(dm.in_shape), **(cfg.model.get("kwargs") or {})
+        )
         total_steps = total_steps_for(cfg, dm.steps_per_epoch)
         module = build_module(cfg, model, dm, total_steps)
         csv_logger, loggers = _make_loggers(cfg, run, dm.steps_per_epoch)
         resume_step = None
         if ckpt is not None:
-            resume_step = int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
+            resume_step = int(
+                torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+            )
             csv_logger.csv.truncate_from(resume_step)
             run.write_summary(status="running", resumed_from_step=resume_step)
             print(f"ijr-train: resuming {run.path} from step {resume_step}", flush=True)
-        signal_cb = SignalCheckpoint(run.checkpoint if cfg.trainer.get("checkpoint", True) else None)
+        signal_cb = SignalCheckpoint(
+            run.checkpoint if cfg.trainer.get("checkpoint", True) else None
+        )
         for sig in (signal.SIGTERM, signal.SIGUSR1):
             try:
                 old_handlers[sig] = signal.signal(sig, signal_cb.handle)
@@ -299,7 +311,9 @@ def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
             *_probe_callbacks(cfg, dm, run),
         ]
         if cfg.trainer.get("checkpoint", True):
-            callbacks.append(CheckpointEvery(run.checkpoint, cfg.trainer.get("checkpoint_every_n_steps")))
+            callbacks.append(
+                CheckpointEvery(run.checkpoint, cfg.trainer.get("checkpoint_every_n_steps"))
+            )
         callbacks.extend(_extra_callbacks(cfg))
         callbacks.append(signal_cb)
         progress_bar = _want_progress_bar(cfg)
@@ -341,11 +355,24 @@ def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-        summary = _finalise(run, cfg, status, error, csv_logger, trainer, module, started, previous_wall, stop_reason)
+        summary = _finalise(
+            run,
+            cfg,
+            status,
+            error,
+            csv_logger,
+            trainer,
+            module,
+            started,
+            previous_wall,
+            stop_reason,
+        )
     return summary
 
 
-def _finalise(run, cfg, status, error, csv_logger, trainer, module, started, previous_wall, stop_reason) -> dict:
+def _finalise(
+    run, cfg, status, error, csv_logger, trainer, module, started, previous_wall, stop_reason
+) -> dict:
     final, markers, steps = {}, {}, None
     if csv_logger is not None:
         csv_logger.csv.flush()
@@ -386,7 +413,9 @@ def _hydra_entry(cfg: DictConfig) -> None:
     except Exception as exc:  # noqa: BLE001 - one line; the traceback is in the run directory
         print(f"ijr-train: run failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
-    run_dir = Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / summary["run_key"]
+    run_dir = (
+        Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / summary["run_key"]
+    )
     print(f"ijr-train: {summary['status']}: {run_dir} (metrics.csv, summary.json)", flush=True)
 
 

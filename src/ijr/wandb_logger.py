@@ -29,7 +29,9 @@ def make_wandb_logger(cfg: DictConfig, run: RunDir):
     from pytorch_lightning.loggers import WandbLogger
 
     id_file = run.path / "wandb_id"
-    run_id = id_file.read_text().strip() if id_file.exists() else f"{run.key}-{secrets.token_hex(4)}"
+    run_id = (
+        id_file.read_text().strip() if id_file.exists() else f"{run.key}-{secrets.token_hex(4)}"
+    )
     id_file.write_text(run_id)
     lc = cfg.logger
     logger = WandbLogger(

@@ -61,7 +61,9 @@ class ScheduleConfig:
         if self.name not in SCHEDULES:
             raise ValueError(f"unknown sched '{self.name}'; valid: {', '.join(SCHEDULES)}")
         if self.name == "multistep" and not all(0 < m < 1 for m in self.milestones):
-            raise ValueError(f"sched.milestones are fractions of training in (0, 1), got {self.milestones}")
+            raise ValueError(
+                f"sched.milestones are fractions of training in (0, 1), got {self.milestones}"
+            )
 
 
 def lr_factor(schedule: ScheduleConfig, step: int, total_steps: int, base_lr: float) -> float:
@@ -222,7 +224,9 @@ class TrainingModule(pl.LightningModule):
         loss = float(logs.pop("loss"))
         correct = logs.pop("correct")
         if not math.isfinite(loss) or loss > self.divergence_loss:
-            raise Diverged(f"training loss {loss:.4g} at step {step} (threshold {self.divergence_loss:g})")
+            raise Diverged(
+                f"training loss {loss:.4g} at step {step} (threshold {self.divergence_loss:g})"
+            )
         opt.step()
         sched.step()
         if step % self.log_every_n_steps == 0:
