@@ -14,6 +14,7 @@ from ijr.data import build_datamodule
 from ijr.methods.base import TrainingModule
 from ijr.models import build as build_model
 from ijr.rundir import RunDir, compute_run_key
+from ijr.callbacks import Terminated
 from ijr.train import ConfigError, train
 
 
@@ -218,11 +219,12 @@ def test_killed_run_resumes_row_for_row(tmp_path):
 def test_sigterm_checkpoints_records_and_resumes(tmp_path):
     runs = tmp_path / "runs"
     args = [f"paths.runs={runs}", *KILL_OVERRIDES, "trainer.checkpoint_every_n_steps=1000"]
-    summary = train(compose_cfg(*args, kill_at(13, int(signal.SIGTERM))))
-    assert (
-        summary["status"] == "failed" and "terminated by signal 15 at step 13" in summary["error"]
-    )
-    run = runs / "default" / summary["run_key"]
+    with pytest.raises(Terminated):
+        train(compose_cfg(*args, kill_at(13, int(signal.SIGTERM))))
+    run = next(runs.glob("default/*/summary.json")).parent
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert "terminated by signal 15 at step 13" in summary["error"]
     assert (run / "checkpoints" / "last.ckpt").exists()
     resumed = train(compose_cfg(*args))
     assert resumed["status"] == "completed" and resumed["resumed_from_step"] == 13

@@ -96,6 +96,10 @@ class CheckpointEvery(pl.Callback):
 class Terminated(RuntimeError):
     """Training stopped by a signal after writing a checkpoint; the run can be resumed."""
 
+    def __init__(self, message: str, signum: int | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+
 
 class SignalCheckpoint(pl.Callback):
     """On SIGTERM / SIGUSR1 (SLURM preemption, ``kill``): finish the current step, write
@@ -113,7 +117,7 @@ class SignalCheckpoint(pl.Callback):
             return
         if self.path is not None:
             save_checkpoint_atomic(trainer, self.path)
-        raise Terminated(f"terminated by signal {self.signum} at step {trainer.global_step}")
+        raise Terminated(f"terminated by signal {self.signum} at step {trainer.global_step}", self.signum)
 
 
 class PlainProgress(pl.Callback):

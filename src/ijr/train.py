@@ -275,6 +275,7 @@ def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
     _configure_torch(cfg)
     status, error, csv_logger, trainer, module = "failed", None, None, None, None
     stop_reason = None
+    terminated = None
     old_handlers = {}
     try:
         pl.seed_everything(int(cfg.seed), workers=False, verbose=False)
@@ -346,6 +347,7 @@ def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
     except Terminated as exc:
         status, error = "failed", str(exc)
         print(f"ijr-train: {exc}; resume with the same command", flush=True)
+        terminated = exc
     except Exception as exc:  # noqa: BLE001 - recorded, then re-raised outside multiruns
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         (run.path / "error.log").write_text(traceback.format_exc())
@@ -367,6 +369,8 @@ def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
             previous_wall,
             stop_reason,
         )
+    if terminated is not None:
+        raise terminated  # a signalled process stops (a local sweep too); the run resumes later
     return summary
 
 
@@ -407,6 +411,9 @@ def _finalise(
 def _hydra_entry(cfg: DictConfig) -> None:
     try:
         summary = train(cfg)
+    except Terminated as exc:
+        print(f"ijr-train: stopped: {exc}", file=sys.stderr, flush=True)
+        sys.exit(128 + (exc.signum or 15))
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"ijr-train: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
