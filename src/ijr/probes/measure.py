@@ -1,0 +1,296 @@
+"""One probe measurement at the current parameters: calls :mod:`ijr.curvature` for every enabled
+metric group and names the results (DESIGN.md contract 2). No Lightning here: the callback
+(:mod:`ijr.probes.callback`) decides *when*, this module decides *what*, ``ijr.curvature`` does
+the math.
+
+Non-perturbation: :func:`measurement_mode` puts the model in eval mode with (``bn_mode="train"``)
+only its BatchNorm layers in train mode — dropout is always off while measuring — and restores
+every module's train/eval flag and every buffer (BN running statistics, ``num_batches_tracked``)
+afterwards; ``ijr.curvature`` leaves parameters, ``.grad`` and the global RNG alone and every
+random draw here uses the caller's ``torch.Generator``. With ``dtype=float64`` the measurement
+runs on a float64 copy of the model, so the training model is not even read-modified.
+
+Metric groups and what they log (``probe/`` prefix omitted):
+
+* ``weights``: ``weight_norm`` ||theta||, ``layer_norm/<name>`` per weight tensor,
+  ``output_layer_norm``, ``dist_from_init`` ||theta_t - theta_0||;
+* ``logits``: ``logit_norm`` <||z||>, ``logit_sum_abs`` <|1^T z / sqrt(C)|> (App. F, Figure 12);
+* ``impurity``: ``impurity_mean``, ``impurity_q25``, ``impurity_q75`` (lambda^(1) of
+  M = diag(p) - p p^T over the probe set, Theorem 4.1), ``gini_lower_mean`` <p_(1)(1 - p_(1))>
+  and ``gini_upper_mean`` <min{p_(1), 2 p_(1)(1 - p_(1))}> (Theorem 4.1 (c)-(d));
+* ``jacobian``: ``jacobian_norm_sq`` ||<J>||^2, ``jacobian_fro_sq`` ||<J>||_F^2,
+  ``jacobian_ones_sq`` ||<J> 1/sqrt(C)||^2;
+* ``sharpness``: ``sharpness`` (largest algebraic Hessian eigenvalue, warm-started),
+  ``lambda_hat`` = sharpness / ||<J>||^2, plus solver diagnostics ``sharpness_products``,
+  ``sharpness_residual``, ``sharpness_converged``;
+* ``gauss_newton``: ``sharpness_gn`` (top eigenvalue of G = <J M J^T>);
+* ``rho_b``: ``rho_b`` and ``sgd_threshold`` = 2 rho_B / eta (Proposition 5.2);
+* ``io_jacobian``: ``io_jacobian_max`` — max over the probe set of the spectral norm of the
+  input-output Jacobian d softmax(f(x)) / dx;
+* ``gen_gap``: ``gen_gap`` = accuracy on the probe set (training data) - accuracy on the test
+  split, ``gen_gap_loss`` = test loss - probe-set loss, both with the model in eval mode.
+
+``stability_threshold`` = 2 / eta is logged at every probe.
+
+For a one-output model (the two-class MSE task of paper 004) the softmax impurity, the Gini
+bounds, ``jacobian_ones_sq`` and ``io_jacobian_max`` (softmax of one logit is constant) are
+undefined and are not logged; see :func:`undefined_for_one_output`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ijr import curvature
+from ijr.probes.config import ProbeConfig
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+UNDEFINED_FOR_ONE_OUTPUT = (
+    "probe/impurity_mean",
+    "probe/impurity_q25",
+    "probe/impurity_q75",
+    "probe/gini_lower_mean",
+    "probe/gini_upper_mean",
+    "probe/jacobian_ones_sq",
+    "probe/io_jacobian_max",
+)
+
+
+def undefined_for_one_output() -> tuple[str, ...]:
+    """Metric names skipped for a one-output (two-class MSE) model."""
+    return UNDEFINED_FOR_ONE_OUTPUT
+
+
+@contextmanager
+def measurement_mode(model: nn.Module, bn_mode: str) -> Iterator[nn.Module]:
+    """Eval mode everywhere, BatchNorm layers in train mode if ``bn_mode == "train"``; on exit
+    every module's flag and every buffer are restored exactly."""
+    if bn_mode not in ("train", "eval"):
+        raise ValueError(f"bn_mode must be 'train' or 'eval', got {bn_mode!r}")
+    flags = [(m, m.training) for m in model.modules()]
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        model.eval()
+        if bn_mode == "train":
+            for m in model.modules():
+                if isinstance(m, _BatchNorm):
+                    m.train()
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
+        with torch.no_grad():
+            for b, value in saved:
+                b.copy_(value)
+
+
+@dataclass
+class ProbeState:
+    """What one measurement carries to the next (part of the callback's checkpoint state)."""
+
+    theta0: list[torch.Tensor] | None = None
+    warm_vector: torch.Tensor | None = None
+
+
+@dataclass
+class Measurement:
+    metrics: dict[str, float] = field(default_factory=dict)
+    warm_vector: torch.Tensor | None = None
+    examples: tuple[list[float], list[float], list[float]] | None = None  # p_top1, impurity, p_true
+
+
+def _cast_batches(
+    batches: Sequence[Batch], dtype: torch.dtype, device: torch.device
+) -> list[Batch]:
+    out = []
+    for x, y in batches:
+        x = x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
+        y = y.to(device=device, dtype=dtype if y.is_floating_point() else y.dtype)
+        out.append((x, y))
+    return out
+
+
+@torch.no_grad()
+def probe_logits(model: nn.Module, batches: Sequence[Batch]) -> torch.Tensor:
+    """Logits of every probe example (concatenated over chunks), in the current mode."""
+    return torch.cat([model(x) for x, _ in batches])
+
+
+def _targets(batches: Sequence[Batch]) -> torch.Tensor:
+    return torch.cat([y for _, y in batches])
+
+
+def true_class_probability(p: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """p_y per row: ``targets`` are class indices or one-hot / soft target rows (argmax)."""
+    if targets.dtype in (torch.int64, torch.int32):
+        index = targets.long().reshape(-1, 1)
+    else:
+        index = targets.argmax(dim=-1, keepdim=True)
+    return p.gather(1, index).reshape(-1)
+
+
+def _quantiles(values: torch.Tensor) -> tuple[float, float]:
+    q = torch.quantile(
+        values.detach().to(torch.float64),
+        torch.tensor([0.25, 0.75], dtype=torch.float64, device=values.device),
+    )
+    return float(q[0]), float(q[1])
+
+
+class ProbeMeasurer:
+    """Measure the enabled metric groups of ``config`` on ``batches`` (the probe set)."""
+
+    def __init__(self, config: ProbeConfig, *, num_outputs: int) -> None:
+        self.config = config
+        self.num_outputs = int(num_outputs)
+        self.dtype = DTYPES[config.dtype]
+
+    # -------------------------------------------------------------- model
+    def model_for_measurement(self, model: nn.Module) -> nn.Module:
+        """The training model itself, or (``dtype=float64``) a float64 copy of it."""
+        param = next(model.parameters())
+        if param.dtype == self.dtype:
+            return model
+        clone = copy.deepcopy(model).to(self.dtype)
+        for p in clone.parameters():
+            p.grad = None
+        return clone
+
+    # ---------------------------------------------------------- measuring
+    def measure(
+        self,
+        model: nn.Module,
+        loss_fn,
+        batches: Sequence[Batch],
+        *,
+        lr: float,
+        expensive: bool,
+        state: ProbeState,
+        generator: torch.Generator,
+        rho_b_batches: Sequence[Batch] | None = None,
+        full_batch: bool = False,
+        evaluate=None,
+        test_batches: Sequence[Batch] | None = None,
+    ) -> Measurement:
+        cfg = self.config
+        out = Measurement()
+        m = out.metrics
+        m["probe/stability_threshold"] = curvature.sgd_threshold(1.0, lr)
+        measured = self.model_for_measurement(model)
+        device = next(measured.parameters()).device
+        batches = _cast_batches(batches, self.dtype, device)
+        one_output = self.num_outputs == 1
+        with measurement_mode(measured, cfg.bn_mode):
+            if "weights" in cfg.cheap:
+                m["probe/weight_norm"] = float(curvature.weight_norm(measured))
+                for name, value in curvature.layer_weight_norms(measured).items():
+                    m[f"probe/layer_norm/{name}"] = float(value)
+                m["probe/output_layer_norm"] = float(curvature.output_layer_norm(measured))
+                if state.theta0 is not None:
+                    theta0 = [t.to(device=device, dtype=self.dtype) for t in state.theta0]
+                    m["probe/dist_from_init"] = float(curvature.dist_from_init(measured, theta0))
+            if "logits" in cfg.cheap:
+                stats = curvature.logit_stats(measured, batches)
+                m["probe/logit_norm"] = float(stats.logit_norm)
+                m["probe/logit_sum_abs"] = float(stats.logit_sum_abs)
+            if "impurity" in cfg.cheap and not one_output:
+                p = torch.softmax(probe_logits(measured, batches).to(torch.float64), dim=-1)
+                lam = curvature.impurity(p)
+                lower, upper = curvature.gini_bounds(p)
+                m["probe/impurity_mean"] = float(lam.mean())
+                m["probe/impurity_q25"], m["probe/impurity_q75"] = _quantiles(lam)
+                m["probe/gini_lower_mean"] = float(lower.mean())
+                m["probe/gini_upper_mean"] = float(upper.mean())
+                k = min(cfg.track_examples, p.shape[0])
+                if k:
+                    p_true = true_class_probability(p[:k], _targets(batches)[:k])
+                    out.examples = (
+                        p[:k].max(dim=-1).values.tolist(),
+                        lam[:k].tolist(),
+                        p_true.tolist(),
+                    )
+            if "jacobian" in cfg.cheap:
+                norms = curvature.jacobian_norms(
+                    measured,
+                    batches,
+                    method=cfg.jacobian.method,
+                    tol=cfg.jacobian.tol,
+                    max_iter=cfg.jacobian.max_iter,
+                    generator=generator,
+                )
+                m["probe/jacobian_norm_sq"] = float(norms.spectral) ** 2
+                m["probe/jacobian_fro_sq"] = float(norms.frobenius) ** 2
+                if not one_output:
+                    m["probe/jacobian_ones_sq"] = float(norms.ones) ** 2
+            if expensive and "sharpness" in cfg.expensive:
+                init = state.warm_vector if cfg.sharpness.warm_start else None
+                res = curvature.hessian_top_eigenvalue(
+                    measured,
+                    loss_fn,
+                    batches,
+                    method=cfg.sharpness.method,
+                    tol=cfg.sharpness.tol,
+                    max_iter=cfg.sharpness.max_iter,
+                    init=init,
+                    generator=generator,
+                )
+                m["probe/sharpness"] = float(res.value)
+                m["probe/sharpness_products"] = float(res.n_products)
+                m["probe/sharpness_residual"] = float(res.residual)
+                m["probe/sharpness_converged"] = float(bool(res.converged))
+                out.warm_vector = res.vector.detach()
+                if "probe/jacobian_norm_sq" in m:
+                    m["probe/lambda_hat"] = float(
+                        curvature.lambda_hat(m["probe/sharpness"], m["probe/jacobian_norm_sq"])
+                    )
+            if expensive and "gauss_newton" in cfg.expensive:
+                res = curvature.gauss_newton_top_eigenvalue(
+                    measured,
+                    loss_fn,
+                    batches,
+                    method=cfg.sharpness.method,
+                    tol=cfg.sharpness.tol,
+                    max_iter=cfg.sharpness.max_iter,
+                    generator=generator,
+                )
+                m["probe/sharpness_gn"] = float(res.value)
+            if expensive and "rho_b" in cfg.expensive:
+                if full_batch:
+                    rho = 1.0  # B = N: the mini-batch gradient is the full gradient (rho_B = 1 exactly)
+                else:
+                    minibatches = _cast_batches(rho_b_batches or [], self.dtype, device)
+                    rho = float(curvature.rho_b(measured, loss_fn, batches, minibatches))
+                m["probe/rho_b"] = rho
+                m["probe/sgd_threshold"] = float(curvature.sgd_threshold(rho, lr))
+        if expensive and "io_jacobian" in cfg.expensive and not one_output:
+            with measurement_mode(measured, cfg.io_jacobian_bn_mode):
+                m["probe/io_jacobian_max"] = float(curvature.io_jacobian_max(measured, batches))
+        if expensive and "gen_gap" in cfg.expensive:
+            if evaluate is None or test_batches is None:
+                raise ValueError(
+                    "the gen_gap probe needs an evaluate function and the test batches"
+                )
+            train_loss, train_acc = evaluate(batches)
+            test_loss, test_acc = evaluate(test_batches)
+            m["probe/gen_gap"] = float(train_acc - test_acc)
+            m["probe/gen_gap_loss"] = float(test_loss - train_loss)
+        return out
+
+
+__all__ = [
+    "Measurement",
+    "ProbeMeasurer",
+    "ProbeState",
+    "measurement_mode",
+    "probe_logits",
+    "undefined_for_one_output",
+]
