@@ -84,7 +84,11 @@ def preserved(model: nn.Module) -> Iterator[None]:
     # BatchNorm in train mode normalises with batch statistics either way; with
     # track_running_stats off it does not write running statistics (torch.func transforms forbid
     # that in-place update), so the forward computation is unchanged and nothing is mutated.
-    norms = [(m, m.track_running_stats) for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase)]
+    norms = [
+        (m, m.track_running_stats)
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase)
+    ]
     for m, _ in norms:
         if m.training:
             m.track_running_stats = False

@@ -97,7 +97,11 @@ def power_top(
     """Power iteration (PyHessian's method). NOTE: it converges to the eigenvalue of largest
     MAGNITUDE, which is negative when the Hessian's most negative eigenvalue dominates; kept as a
     cross-check backend. Stops when the Rayleigh quotient changes by <= tol relatively."""
-    v = init.to(device=device, dtype=dtype).reshape(-1) if init is not None else random_unit(n, generator, device, dtype)
+    v = (
+        init.to(device=device, dtype=dtype).reshape(-1)
+        if init is not None
+        else random_unit(n, generator, device, dtype)
+    )
     v = v / v.norm()
     value, products, converged = 0.0, 0, False
     w = matvec(v)
@@ -122,7 +126,9 @@ def _functional(model: nn.Module):
     frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
 
     def call(params: Sequence[torch.Tensor], x: torch.Tensor, buffers: dict) -> torch.Tensor:
-        return functional_call(model, ({**dict(zip(names, params, strict=True)), **frozen}, buffers), (x,))
+        return functional_call(
+            model, ({**dict(zip(names, params, strict=True)), **frozen}, buffers), (x,)
+        )
 
     return call
 
@@ -132,7 +138,9 @@ def _fresh_buffers(model: nn.Module) -> dict:
     return {n: b.detach().clone() for n, b in model.named_buffers()}
 
 
-def hessian_vector_product(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch], vector: torch.Tensor) -> torch.Tensor:
+def hessian_vector_product(
+    model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch], vector: torch.Tensor
+) -> torch.Tensor:
     """H v for the mean loss over all chunks, by double backward per chunk (exact)."""
     params = [p for _, p in trainable_parameters(model)]
     call = _functional(model)
@@ -147,7 +155,9 @@ def hessian_vector_product(model: nn.Module, loss_fn: LossFn, batches: Sequence[
     return out
 
 
-def gauss_newton_vector_product(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch], vector: torch.Tensor) -> torch.Tensor:
+def gauss_newton_vector_product(
+    model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch], vector: torch.Tensor
+) -> torch.Tensor:
     """G v = <J M J^T> v (eq. 9): J v by a JVP, M (J v) by double backward of the loss in the
     logits (exact for any loss: diag(p) - p p^T for cross-entropy, with or without label
     smoothing; 2 I for the summed squared error), J^T by a VJP."""
@@ -172,7 +182,9 @@ def gauss_newton_vector_product(model: nn.Module, loss_fn: LossFn, batches: Sequ
 
 # ------------------------------------------------------------------------------ public
 def _solve(matvec, n, method, init, tol, max_iter, generator, device, dtype) -> EigenResult:
-    kwargs = dict(init=init, tol=tol, max_iter=max_iter, generator=generator, device=device, dtype=dtype)
+    kwargs = dict(
+        init=init, tol=tol, max_iter=max_iter, generator=generator, device=device, dtype=dtype
+    )
     if method == "lanczos":
         return lanczos_top(matvec, n, **kwargs)
     if method == "power":
@@ -208,7 +220,15 @@ def hessian_top_eigenvalue(
             return _pyhessian_top(m, loss_fn, data, tol, max_iter)
         n = sum(p.numel() for _, p in trainable_parameters(m))
         return _solve(
-            lambda v: hessian_vector_product(m, loss_fn, data, v), n, method, init, tol, max_iter, gen, first.device, first.dtype
+            lambda v: hessian_vector_product(m, loss_fn, data, v),
+            n,
+            method,
+            init,
+            tol,
+            max_iter,
+            gen,
+            first.device,
+            first.dtype,
         )
 
 
@@ -233,11 +253,21 @@ def gauss_newton_top_eigenvalue(
         data = cast_batches(batches, first.device, first.dtype)
         n = sum(p.numel() for _, p in trainable_parameters(m))
         return _solve(
-            lambda v: gauss_newton_vector_product(m, loss_fn, data, v), n, method, init, tol, max_iter, gen, first.device, first.dtype
+            lambda v: gauss_newton_vector_product(m, loss_fn, data, v),
+            n,
+            method,
+            init,
+            tol,
+            max_iter,
+            gen,
+            first.device,
+            first.dtype,
         )
 
 
-def _pyhessian_top(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch], tol: float, max_iter: int) -> EigenResult:
+def _pyhessian_top(
+    model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch], tol: float, max_iter: int
+) -> EigenResult:
     """PyHessian's ``hessian(...).eigenvalues()`` as the reference. PyHessian switches the model to
     eval() and writes .grad (backward with create_graph=True): both are undone here."""
     from pyhessian import hessian as PyHessian

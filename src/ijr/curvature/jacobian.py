@@ -61,7 +61,9 @@ def _mean_logits_vjp(model: nn.Module, batches: Sequence[Batch]):
         tangents = tuple(unflatten(a, params))
         out = None
         for (x, _), w in zip(batches, weights, strict=True):
-            _, d = jvp(lambda *ps, x=x: call(ps, x, _fresh_buffers(model)).mean(0), tuple(params), tangents)
+            _, d = jvp(
+                lambda *ps, x=x: call(ps, x, _fresh_buffers(model)).mean(0), tuple(params), tangents
+            )
             out = d * w if out is None else out + d * w
         return out
 
@@ -71,7 +73,7 @@ def _mean_logits_vjp(model: nn.Module, batches: Sequence[Batch]):
         for (x, _), w in zip(batches, weights, strict=True):
             z, pull = vjp(lambda *ps, x=x: call(ps, x, _fresh_buffers(model)).mean(0), *params)
             eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
-            cols = vmap(lambda e: flatten(pull(e)))(eye)  # C x m
+            cols = vmap(lambda e, pull=pull: flatten(pull(e)))(eye)  # C x m
             out = cols * w if out is None else out + cols * w
         return out.T
 
@@ -127,8 +129,14 @@ def jacobian_norms(
         if method == "jvp":
             gen = make_generator(generator)
             result = lanczos_top(
-                lambda u: jt_a(j_u(u)), c, init=None, tol=tol, max_iter=max_iter, generator=gen,
-                device=first.device, dtype=first.dtype,
+                lambda u: jt_a(j_u(u)),
+                c,
+                init=None,
+                tol=tol,
+                max_iter=max_iter,
+                generator=gen,
+                device=first.device,
+                dtype=first.dtype,
             )
             cols = all_columns()
             return JacobianNorms(
@@ -177,7 +185,9 @@ def _algorithm2(model, batches, c, tol, max_iter, generator, ones) -> JacobianNo
     return JacobianNorms(value, frob, float(j_ones.norm()), passes * len(batches), converged)
 
 
-def per_example_jacobian_norms(model: nn.Module, inputs: torch.Tensor, chunk_size: int = 16) -> torch.Tensor:
+def per_example_jacobian_norms(
+    model: nn.Module, inputs: torch.Tensor, chunk_size: int = 16
+) -> torch.Tensor:
     """||J(x)|| (spectral norm of the m x C Jacobian of one example's logits) for every row of
     ``inputs``, batched with vmap over examples in chunks of ``chunk_size``. Uses the model's
     current mode (BatchNorm should be in eval mode: one example has no batch statistics)."""
@@ -193,7 +203,9 @@ def per_example_jacobian_norms(model: nn.Module, inputs: torch.Tensor, chunk_siz
         for start in range(0, inputs.shape[0], chunk_size):
             x = inputs[start : start + chunk_size]
             jac = vmap(jacrev(logits_one), in_dims=(None, 0))(params, x)  # name -> (B, C, *shape)
-            mats = torch.cat([jac[n].reshape(x.shape[0], jac[n].shape[1], -1) for n in names], dim=-1)
+            mats = torch.cat(
+                [jac[n].reshape(x.shape[0], jac[n].shape[1], -1) for n in names], dim=-1
+            )
             gram = mats @ mats.transpose(1, 2)  # B x C x C
             out.append(torch.linalg.eigvalsh(gram)[:, -1].clamp_min(0).sqrt())
         return torch.cat(out)
@@ -210,7 +222,9 @@ def io_jacobian_max(model: nn.Module, inputs, chunk_size: int = 64) -> float:
         buffers = _fresh_buffers(m)
 
         def probs_one(x):
-            return torch.softmax(functional_call(m, (params, buffers), (x.unsqueeze(0),))[0], dim=-1)
+            return torch.softmax(
+                functional_call(m, (params, buffers), (x.unsqueeze(0),))[0], dim=-1
+            )
 
         for x, _ in batches:
             for start in range(0, x.shape[0], chunk_size):
@@ -240,7 +254,12 @@ def rho_b(
             out = None
             for (x, y), w in zip(chunks, chunk_weights(chunks), strict=True):
                 leaves = [p.detach().requires_grad_(True) for p in params]
-                g = flatten(torch.autograd.grad(loss_fn(call(leaves, x, _fresh_buffers(m)), y), leaves)) * w
+                g = (
+                    flatten(
+                        torch.autograd.grad(loss_fn(call(leaves, x, _fresh_buffers(m)), y), leaves)
+                    )
+                    * w
+                )
                 out = g if out is None else out + g
             return out
 

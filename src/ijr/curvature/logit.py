@@ -78,7 +78,11 @@ def impurity(p: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
         newton = x - value / slope
         inside = (newton > lo) & (newton < hi) & torch.isfinite(newton)
         x_new = torch.where(inside, newton, 0.5 * (lo + hi))
-        done = ((x_new - x).abs() <= 4 * eps * x.abs()) | (hi - lo <= 4 * eps * hi.abs()) | (value == 0)
+        done = (
+            ((x_new - x).abs() <= 4 * eps * x.abs())
+            | (hi - lo <= 4 * eps * hi.abs())
+            | (value == 0)
+        )
         x = x_new
         if bool((done | tied).all()):
             break
@@ -87,7 +91,10 @@ def impurity(p: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
 
 
 def impurity_power_iteration(
-    p: torch.Tensor, max_iter: int = 1000, tol: float = 1e-12, generator: torch.Generator | None = None
+    p: torch.Tensor,
+    max_iter: int = 1000,
+    tol: float = 1e-12,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Algorithm 1 of paper 000 (Appendix E.5): power iteration on M per row, the paper's
     reference method. M is PSD, so the largest-magnitude eigenvalue is lambda^(1)."""

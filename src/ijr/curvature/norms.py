@@ -14,7 +14,11 @@ from ijr.curvature._common import as_batches, measuring_copy
 @torch.no_grad()
 def weight_norm(model: nn.Module) -> float:
     """||theta||: the Euclidean norm of all trainable parameters."""
-    return float(torch.sqrt(sum(p.detach().double().pow(2).sum() for p in model.parameters() if p.requires_grad)))
+    return float(
+        torch.sqrt(
+            sum(p.detach().double().pow(2).sum() for p in model.parameters() if p.requires_grad)
+        )
+    )
 
 
 @torch.no_grad()
@@ -37,8 +41,17 @@ def dist_from_init(model: nn.Module, init_params: Sequence[torch.Tensor]) -> flo
     """||theta - theta^(0)|| with ``init_params`` in ``model.parameters()`` order."""
     params = [p for p in model.parameters()]
     if len(params) != len(init_params):
-        raise ValueError(f"dist_from_init: {len(init_params)} initial tensors for {len(params)} parameters")
-    return float(torch.sqrt(sum((p.detach().double() - q.to(p.device).double()).pow(2).sum() for p, q in zip(params, init_params, strict=True))))
+        raise ValueError(
+            f"dist_from_init: {len(init_params)} initial tensors for {len(params)} parameters"
+        )
+    return float(
+        torch.sqrt(
+            sum(
+                (p.detach().double() - q.to(p.device).double()).pow(2).sum()
+                for p, q in zip(params, init_params, strict=True)
+            )
+        )
+    )
 
 
 @dataclass
