@@ -1,41 +1,54 @@
 """Curvature of the training loss, pure torch (no Lightning, no Hydra): usable in a notebook.
 
-Paper 000 (Lee, Park & Lee, ICML 2023): the logit Hessian M = diag(p) - p p^T (eq. 7) and its
-top eigenvalue, the impurity (Theorem 4.1); the sharpness ||H|| and the Gauss-Newton ||G||
-(eq. 9); the norms of the mean logit-weight Jacobian <J> (eq. 8, Algorithm 2); rho_B and the
-threshold 2 rho_B / eta (Proposition 5.2); lambda_hat = ||H|| / ||<J>||^2 (Section 5.1); the
-input-output Jacobian of the softmaxed model (paper 002); weight and logit norms (Appendix F).
+Paper 000 (Lee, Park & Lee, ICML 2023):
+
+* the logit Hessian M = diag(p) - p p^T (eq. 7) and its eigensystem (Theorem 4.1):
+  :func:`logit_hessian_eigh`, the impurity lambda^(1) (:func:`impurity`; Algorithm 1 as
+  :func:`impurity_power_iteration`) and the Gini bounds of Figure 1 (:func:`gini_bounds`);
+* the sharpness ||H||_sigma and the Gauss-Newton ||G||_sigma with G = <J M J^T> (eq. 9):
+  :func:`hessian_top_eigenvalue`, :func:`gauss_newton_top_eigenvalue` (Lanczos, power, PyHessian);
+* the norms of the mean logit-weight Jacobian <J> (eq. 8, Algorithm 2, Appendices G-I):
+  :func:`jacobian_norms`, per-example :func:`per_example_jacobian_norms`, and
+  :func:`lambda_hat` = ||H|| / ||<J>||^2 (Section 5.1);
+* rho_B and the threshold 2 rho_B / eta (Proposition 5.2): :func:`rho_b`, :func:`sgd_threshold`;
+* weight and logit norms (Appendix F): :func:`weight_norm`, :func:`layer_weight_norms`,
+  :func:`dist_from_init`, :func:`logit_stats`.
+
+Paper 002 (MacDonald et al.): :func:`io_jacobian_max`, the spectral norm of the input-output
+Jacobian of the softmaxed model, maximised over the probe set. Paper 004 (Li, Wang & Li):
+:func:`output_layer_norm`.
 
 Every function leaves the model exactly as found: parameters, buffers (BatchNorm running
-statistics), ``.grad``, the train/eval flag and the global RNG. The caller chooses the mode.
+statistics and ``num_batches_tracked``), ``.grad``, every module's train/eval flag (the caller
+chooses the mode) and the global RNG; randomness comes from a ``torch.Generator`` argument
+(default: a fresh one seeded with 0). ``dtype=torch.float64`` computes on a float64 copy of the
+parameters and inputs. The device is that of the model's parameters.
 """
 
-from ijr.curvature._common import EigenResult
-from ijr.curvature.hessian import (
+from .hessian import (
     gauss_newton_top_eigenvalue,
     gauss_newton_vector_product,
     hessian_top_eigenvalue,
     hessian_vector_product,
-    lanczos_top,
-    power_top,
+    split_like_parameters,
 )
-from ijr.curvature.jacobian import (
+from .jacobian import (
     JacobianNorms,
     io_jacobian_max,
+    io_jacobian_norms,
     jacobian_norms,
     lambda_hat,
     per_example_jacobian_norms,
-    rho_b,
-    sgd_threshold,
 )
-from ijr.curvature.logit import (
+from .logit_hessian import (
+    PowerIterationResult,
     gini_bounds,
     impurity,
     impurity_power_iteration,
-    logit_hessian,
     logit_hessian_eigh,
+    logit_hessian_matrix,
 )
-from ijr.curvature.norms import (
+from .norms import (
     LogitStats,
     dist_from_init,
     layer_weight_norms,
@@ -43,11 +56,17 @@ from ijr.curvature.norms import (
     output_layer_norm,
     weight_norm,
 )
+from .sgd_noise import RhoB, rho_b, sgd_threshold
+from .solvers import EigenResult, lanczos_top, power_top
+
+logit_hessian = logit_hessian_matrix  # short alias: M = diag(p) - p p^T (eq. 7)
 
 __all__ = [
     "EigenResult",
     "JacobianNorms",
     "LogitStats",
+    "PowerIterationResult",
+    "RhoB",
     "dist_from_init",
     "gauss_newton_top_eigenvalue",
     "gauss_newton_vector_product",
@@ -57,17 +76,20 @@ __all__ = [
     "impurity",
     "impurity_power_iteration",
     "io_jacobian_max",
+    "io_jacobian_norms",
     "jacobian_norms",
     "lambda_hat",
     "lanczos_top",
     "layer_weight_norms",
     "logit_hessian",
     "logit_hessian_eigh",
+    "logit_hessian_matrix",
     "logit_stats",
     "output_layer_norm",
     "per_example_jacobian_norms",
     "power_top",
     "rho_b",
     "sgd_threshold",
+    "split_like_parameters",
     "weight_norm",
 ]

@@ -1,280 +1,426 @@
-"""Norms of <J>, the m x C Jacobian of the batch-mean logits w.r.t. the parameters (eq. 8 of
-paper 000), and the other probe quantities that need derivatives: rho_B of Proposition 5.2 and
-the input-output Jacobian of the softmaxed model (companion paper 002).
+"""Jacobian norms: the mean logit-weight Jacobian <J> (paper 000, eq. 8, Sections 5.1-5.2,
+Algorithm 2, Appendices G-I), per-example ||J(x)||, lambda_hat (Section 5.1) and the input-output
+Jacobian of the softmaxed model (paper 002).
 
-<J> u = grad_theta <u^T z> is one VJP; <J>^T a = d<z>/dtheta . a is one JVP.
+<J> = nabla_theta <z> is the m x C Jacobian of the batch-MEAN logits (denominator layout, eq. 8):
+
+* <J> u  = nabla_theta <u^T z>  -- one reverse-mode pass (VJP) for u in R^C;
+* <J>^T v = d<z>/dtheta [v]     -- one forward-mode pass (JVP) for v in R^m.
+
+``jacobian_norms`` returns ||<J>|| (spectral), ||<J>||_F and ||<J> 1/sqrt(C)|| (the "<J>1-hat" of
+Appendices G-H) by one of three methods:
+
+* ``"exact"`` (default): the C columns <J> e_c by C reverse passes through one forward graph
+  per chunk, then the C x C Gram <J>^T <J>: its largest eigenvalue, trace and 1^T K 1 / C give the
+  three norms exactly. Measured the fastest way to get all three (scripts/bench).
+* ``"jvp"``: Lanczos on the C x C Gram K = <J>^T <J> with K u = <J>^T(<J> u) (one VJP + one JVP
+  per step); gives the spectral norm and ``ones`` (one extra VJP); ``frobenius`` is None (it
+  needs all C columns).
+* ``"algorithm2"``: the paper's Algorithm 2 (Appendix E.5), power iteration with C+1 scalar
+  differentiations per step, kept as the reference; it also yields the Frobenius and ``ones``
+  norms from the C gradients it computes anyway.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
-from ijr.curvature._common import (
-    Batch,
-    as_batches,
-    cast_batches,
-    chunk_weights,
+from ._functional import (
+    FunctionalModel,
+    as_inputs,
+    check_model,
+    check_positive_int,
+    check_tol,
+    couples_examples,
     flatten,
     make_generator,
-    measuring_copy,
-    random_unit,
-    trainable_parameters,
+    random_vector,
+    rng_guard,
     unflatten,
 )
-from ijr.curvature.hessian import _fresh_buffers, _functional, lanczos_top
+from .solvers import lanczos_top
 
-JAC_METHODS = ("exact", "jvp", "algorithm2")
+JACOBIAN_METHODS = ("exact", "jvp", "algorithm2")
 
 
 @dataclass
 class JacobianNorms:
-    """||<J>||, ||<J>||_F and ||<J> 1/sqrt(C)|| (not squared) with diagnostics."""
+    """Norms of the m x C Jacobian <J> of the mean logits (eq. 8).
+
+    Attributes:
+        spectral: ||<J>|| (largest singular value).
+        frobenius: ||<J>||_F (None for ``method="jvp"``).
+        ones: ||<J> 1/sqrt(C)||.
+        num_classes: C.
+        n_passes: reverse (VJP) plus forward-mode (JVP) passes over the probe set.
+        converged: False only if an iterative method hit ``max_iter``.
+        method: the method used.
+        gram_eigenvalues: eigenvalues of <J>^T <J>, descending (``exact`` only).
+    """
 
     spectral: float
-    frobenius: float
+    frobenius: float | None
     ones: float
-    passes: int  # backward (VJP) + forward-mode (JVP) passes over the probe set
+    num_classes: int
+    n_passes: int
     converged: bool
+    method: str
+    gram_eigenvalues: list[float] = field(default_factory=list)
 
 
-def _mean_logits_vjp(model: nn.Module, batches: Sequence[Batch]):
-    """Callables for <J> u (flat m-vector) and <J>^T a (C-vector) over all chunks."""
-    params = [p.detach() for _, p in trainable_parameters(model)]
-    call = _functional(model)
-    weights = chunk_weights(batches)
+class MeanLogitJacobian:
+    """Products with <J> = nabla_theta <z> over input chunks (means over all examples)."""
 
-    def j_u(u: torch.Tensor) -> torch.Tensor:
-        out = None
-        for (x, _), w in zip(batches, weights, strict=True):
-            z, pull = vjp(lambda *ps, x=x: call(ps, x, _fresh_buffers(model)).mean(0), *params)
-            g = flatten(pull(u.to(z.dtype))) * w
-            out = g if out is None else out + g
-        return out
+    def __init__(
+        self, fm: FunctionalModel, inputs: Sequence[torch.Tensor], keep_graphs: bool | None = None
+    ):
+        self.fm = fm
+        self.inputs = [fm.cast_input(x) for x in inputs]
+        self.total = sum(x.shape[0] for x in self.inputs)
+        self.keep_graphs = len(self.inputs) == 1 if keep_graphs is None else bool(keep_graphs)
+        self.leaves = fm.leaves()
+        self.passes = 0
+        first = self._summed_logits(0)
+        self.num_classes = first.shape[-1]
+        self._graphs = (
+            [first] + [self._summed_logits(k) for k in range(1, len(self.inputs))]
+            if self.keep_graphs
+            else None
+        )
 
-    def jt_a(a: torch.Tensor) -> torch.Tensor:
-        tangents = tuple(unflatten(a, params))
-        out = None
-        for (x, _), w in zip(batches, weights, strict=True):
-            _, d = jvp(
-                lambda *ps, x=x: call(ps, x, _fresh_buffers(model)).mean(0), tuple(params), tangents
+    def _summed_logits(self, k: int) -> torch.Tensor:
+        z = self.fm.forward(self.leaves, self.inputs[k], chunk=k)
+        if z.ndim != 2:
+            raise ValueError(
+                f"the model must return logits of shape (batch, C), got {tuple(z.shape)}"
             )
-            out = d * w if out is None else out + d * w
+        return z.sum(0) / self.total  # this chunk's share of <z>
+
+    def _graph(self, k: int) -> torch.Tensor:
+        return self._graphs[k] if self._graphs is not None else self._summed_logits(k)
+
+    def _grad(
+        self, output: torch.Tensor, retain: bool, cotangent: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        self.passes += 1
+        grads = torch.autograd.grad(
+            output,
+            self.leaves,
+            grad_outputs=cotangent,
+            retain_graph=retain,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        return flatten(grads)
+
+    def vjp(self, u: torch.Tensor) -> torch.Tensor:
+        """<J> u = nabla_theta <u^T z> (flat, over the trainable parameters)."""
+        return sum(
+            self._grad(self._graph(k), self._graphs is not None, u) for k in range(len(self.inputs))
+        )
+
+    def jvp(self, v: torch.Tensor) -> torch.Tensor:
+        """<J>^T v = d<z>/dtheta [v] (a C-vector)."""
+        tangents = tuple(unflatten(v, self.leaves))
+        primals = tuple(p.detach() for p in self.leaves)
+        out = torch.zeros(self.num_classes, device=v.device, dtype=v.dtype)
+        for k, x in enumerate(self.inputs):
+            self.passes += 1
+            _, t = torch.func.jvp(
+                lambda *ps, x=x, k=k: self.fm.forward(list(ps), x, chunk=k).sum(0),
+                primals,
+                tangents,
+            )
+            out += t / self.total
         return out
 
-    def all_columns() -> torch.Tensor:
-        """<J> as an m x C matrix: the C VJPs batched with vmap, per chunk."""
-        out = None
-        for (x, _), w in zip(batches, weights, strict=True):
-            z, pull = vjp(lambda *ps, x=x: call(ps, x, _fresh_buffers(model)).mean(0), *params)
-            eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
-            cols = vmap(lambda e, pull=pull: flatten(pull(e)))(eye)  # C x m
-            out = cols * w if out is None else out + cols * w
-        return out.T
-
-    return j_u, jt_a, all_columns
-
-
-def _num_outputs(model: nn.Module, batches: Sequence[Batch]) -> int:
-    """C, from a forward pass of the first chunk on copies of the buffers."""
-    params = [p.detach() for _, p in trainable_parameters(model)]
-    with torch.no_grad():
-        return int(_functional(model)(params, batches[0][0], _fresh_buffers(model)).shape[-1])
+    def columns(self) -> torch.Tensor:
+        """All C columns <J> e_c as a (C, m) tensor (C reverse passes per chunk, one forward)."""
+        cols = torch.zeros(
+            self.num_classes, self.fm.num_parameters, device=self.fm.device, dtype=self.fm.dtype
+        )
+        for k in range(len(self.inputs)):
+            s = self._graph(k)
+            for c in range(self.num_classes):
+                keep = self._graphs is not None or c + 1 < self.num_classes
+                cols[c] += self._grad(s[c], keep)
+        return cols
 
 
 def jacobian_norms(
     model: nn.Module,
-    inputs,
+    inputs: Any,
     method: str = "exact",
     tol: float = 1e-3,
     max_iter: int = 100,
     generator: torch.Generator | None = None,
     dtype: torch.dtype | None = None,
+    *,
+    keep_graphs: bool | None = None,
 ) -> JacobianNorms:
-    """Norms of <J> over ``inputs`` (a tensor, or a list of tensors / (inputs, targets) chunks; the
-    mean runs over every example).
+    """||<J>||, ||<J>||_F and ||<J> 1/sqrt(C)|| for <J> = nabla_theta <z> (eq. 8).
 
-    - ``"exact"``: the C columns of <J> by one batched VJP per chunk, then the C x C Gram matrix:
-      all three norms exactly (memory C x m).
-    - ``"jvp"``: Lanczos on <J>^T <J> with one VJP and one JVP per iteration for ||<J>|| (to
-      ``tol``), one VJP for ||<J> 1||; ||<J>||_F from the C columns as in ``"exact"``.
-    - ``"algorithm2"``: the paper's Algorithm 2 (Appendix E.5): power iteration with C + 1 scalar
-      differentiations per iteration, the reference; ||<J>||_F from its last C gradients.
+    Args:
+        model: the network (mode chosen by the caller; left untouched).
+        inputs: a tensor, a list of input chunks, or (inputs, targets) chunks (targets unused);
+            <.> is the mean over all examples of all chunks.
+        method: ``"exact"``, ``"jvp"`` or ``"algorithm2"`` (see the module docstring).
+        tol: relative tolerance of the iterative methods (on ||<J>||^2 for ``jvp``, on ||<J>||
+            for ``algorithm2``).
+        max_iter: iteration cap of the iterative methods.
+        generator: random start of the iterative methods (default seeded with 0).
+        dtype: compute in this dtype on a copy of the parameters.
+        keep_graphs: keep each chunk's forward graph between passes (default: single chunk).
     """
-    if method not in JAC_METHODS:
-        raise ValueError(f"unknown method '{method}'; valid: {', '.join(JAC_METHODS)}")
-    batches = as_batches(inputs)
-    with measuring_copy(model, dtype) as m:
-        first = next(m.parameters())
-        data = cast_batches(batches, first.device, first.dtype)
-        c = _num_outputs(m, data)
-        ones = torch.full((c,), 1 / math.sqrt(c), dtype=first.dtype, device=first.device)
-        j_u, jt_a, all_columns = _mean_logits_vjp(m, data)
+    check_model(model)
+    chunks = as_inputs(inputs)
+    if method not in JACOBIAN_METHODS:
+        raise ValueError(f"method must be one of {', '.join(JACOBIAN_METHODS)}, got {method!r}")
+    tol = check_tol(tol)
+    check_positive_int("max_iter", max_iter)
+    generator = make_generator(generator)
+    fm = FunctionalModel(model, dtype, generator)
+    with rng_guard(fm.device):
+        jac = MeanLogitJacobian(fm, chunks, keep_graphs)
         if method == "exact":
-            cols = all_columns()
-            gram = cols.T @ cols
-            top = float(torch.linalg.eigvalsh(gram.double())[-1])
-            return JacobianNorms(
-                math.sqrt(max(top, 0.0)),
-                math.sqrt(float(torch.trace(gram))),
-                math.sqrt(max(float(ones @ gram @ ones), 0.0)),
-                c * len(data),
-                True,
-            )
+            return _exact(jac)
         if method == "jvp":
-            gen = make_generator(generator)
-            result = lanczos_top(
-                lambda u: jt_a(j_u(u)),
-                c,
-                init=None,
-                tol=tol,
-                max_iter=max_iter,
-                generator=gen,
-                device=first.device,
-                dtype=first.dtype,
-            )
-            cols = all_columns()
-            return JacobianNorms(
-                math.sqrt(max(result.value, 0.0)),
-                float(cols.norm()),
-                float(j_u(ones).norm()),
-                (2 * result.n_products + 1 + c) * len(data),
-                result.converged,
-            )
-        return _algorithm2(m, data, c, tol, max_iter, make_generator(generator), ones)
+            return _lanczos_gram(jac, tol, max_iter, generator)
+        return _algorithm2(jac, tol, max_iter, generator)
 
 
-def _algorithm2(model, batches, c, tol, max_iter, generator, ones) -> JacobianNorms:
-    """Algorithm 2 of paper 000: <J> u = grad <u^T z> (1 differentiation), <J>^T v =
-    [v . grad <z_1>, ..., v . grad <z_C>] (C differentiations) per iteration."""
-    params = [p for _, p in trainable_parameters(model)]
-    weights = chunk_weights(batches)
+def _exact(jac: MeanLogitJacobian) -> JacobianNorms:
+    cols = jac.columns()
+    gram = (cols @ cols.T).to(torch.float64)
+    eigenvalues = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
+    c = jac.num_classes
+    ones_sq = float(gram.sum()) / c
+    return JacobianNorms(
+        spectral=math.sqrt(float(eigenvalues[0])),
+        frobenius=math.sqrt(max(float(torch.trace(gram)), 0.0)),
+        ones=math.sqrt(max(ones_sq, 0.0)),
+        num_classes=c,
+        n_passes=jac.passes,
+        converged=True,
+        method="exact",
+        gram_eigenvalues=eigenvalues.tolist(),
+    )
 
-    def grad_of(fn) -> torch.Tensor:
-        out = None
-        for (x, _), w in zip(batches, weights, strict=True):
-            leaves = [p.detach().requires_grad_(True) for p in params]
-            call = _functional(model)
-            z = call(leaves, x, _fresh_buffers(model)).mean(0)
-            g = flatten(torch.autograd.grad(fn(z), leaves)) * w
-            out = g if out is None else out + g
-        return out
 
-    first = params[0]
-    u = random_unit(c, generator, first.device, first.dtype)
-    value, passes, converged, columns = 0.0, 0, False, None
+def _ones_norm(jac: MeanLogitJacobian) -> float:
+    c = jac.num_classes
+    u = torch.full((c,), 1.0 / math.sqrt(c), device=jac.fm.device, dtype=jac.fm.dtype)
+    return float(torch.linalg.vector_norm(jac.vjp(u)))
+
+
+def _lanczos_gram(
+    jac: MeanLogitJacobian, tol: float, max_iter: int, generator: torch.Generator
+) -> JacobianNorms:
+    c = jac.num_classes
+    start = random_vector(c, generator, jac.fm.device, jac.fm.dtype)
+    result = lanczos_top(
+        lambda u: jac.jvp(jac.vjp(u)), start, tol=tol, max_iter=max_iter, max_basis=max(2, c)
+    )
+    ones = _ones_norm(jac)
+    return JacobianNorms(
+        spectral=math.sqrt(max(result.value, 0.0)),
+        frobenius=None,
+        ones=ones,
+        num_classes=c,
+        n_passes=jac.passes,
+        converged=result.converged,
+        method="jvp",
+    )
+
+
+def _algorithm2(
+    jac: MeanLogitJacobian, tol: float, max_iter: int, generator: torch.Generator
+) -> JacobianNorms:
+    """Algorithm 2 of paper 000 (Appendix E.5), with its C+1 scalar differentiations per step."""
+    c = jac.num_classes
+    u = random_vector(c, generator, jac.fm.device, jac.fm.dtype)
+    u = u / torch.linalg.vector_norm(u)
+    estimate = math.nan
+    converged = False
+    frobenius = ones = math.nan
     for _ in range(max_iter):
-        ju = grad_of(lambda z, u=u: (u * z).sum())
-        v = ju / ju.norm()
-        columns = [grad_of(lambda z, k=k: z[k]) for k in range(c)]
-        passes += 1 + c
-        jtv = torch.stack([v @ col for col in columns])
-        u = jtv / jtv.norm()
-        new = float(v @ ju)
-        if abs(new - value) <= tol * max(abs(new), 1e-30):
-            value, converged = new, True
+        ju = jac.vjp(u)  # <J> u = grad <u^T z>: 1 scalar differentiation
+        v = ju / torch.linalg.vector_norm(ju)
+        grads = jac.columns()  # grad <z_c> for c = 1..C: C scalar differentiations
+        jtv = grads @ v  # <J>^T v
+        u = jtv / torch.linalg.vector_norm(jtv)
+        new = float(torch.linalg.vector_norm(jtv))  # = v^T <J> u with the updated u
+        frobenius = float(torch.linalg.vector_norm(grads))
+        ones = float(torch.linalg.vector_norm(grads.sum(0))) / math.sqrt(c)
+        if math.isfinite(estimate) and abs(new - estimate) <= tol * abs(new):
+            estimate = new
+            converged = True
             break
-        value = new
-    frob = math.sqrt(sum(float(col @ col) for col in columns))
-    j_ones = sum(col * o for col, o in zip(columns, ones, strict=True))
-    return JacobianNorms(value, frob, float(j_ones.norm()), passes * len(batches), converged)
+        estimate = new
+    return JacobianNorms(
+        spectral=estimate,
+        frobenius=frobenius,
+        ones=ones,
+        num_classes=c,
+        n_passes=jac.passes,
+        converged=converged,
+        method="algorithm2",
+    )
 
 
+# ------------------------------------------------------------------ per-example ||J(x)|| ---------
 def per_example_jacobian_norms(
-    model: nn.Module, inputs: torch.Tensor, chunk_size: int = 16
-) -> torch.Tensor:
-    """||J(x)|| (spectral norm of the m x C Jacobian of one example's logits) for every row of
-    ``inputs``, batched with vmap over examples in chunks of ``chunk_size``. Uses the model's
-    current mode (BatchNorm should be in eval mode: one example has no batch statistics)."""
-    with measuring_copy(model, None) as m:
-        names = [n for n, _ in trainable_parameters(m)]
-        params = {n: p.detach() for n, p in trainable_parameters(m)}
-        buffers = _fresh_buffers(m)
-
-        def logits_one(ps, x):
-            return functional_call(m, (ps, buffers), (x.unsqueeze(0),))[0]
-
-        out = []
-        for start in range(0, inputs.shape[0], chunk_size):
-            x = inputs[start : start + chunk_size]
-            jac = vmap(jacrev(logits_one), in_dims=(None, 0))(params, x)  # name -> (B, C, *shape)
-            mats = torch.cat(
-                [jac[n].reshape(x.shape[0], jac[n].shape[1], -1) for n in names], dim=-1
-            )
-            gram = mats @ mats.transpose(1, 2)  # B x C x C
-            out.append(torch.linalg.eigvalsh(gram)[:, -1].clamp_min(0).sqrt())
-        return torch.cat(out)
-
-
-def io_jacobian_max(model: nn.Module, inputs, chunk_size: int = 64) -> float:
-    """max over the examples of ||d softmax(f(x)) / d x||, the spectral norm of the C x d
-    input-output Jacobian of the softmaxed model (companion paper 002). Uses the model's current
-    mode (use eval for BatchNorm models)."""
-    batches = as_batches(inputs)
-    best = 0.0
-    with measuring_copy(model, None) as m:
-        params = {n: p.detach() for n, p in m.named_parameters()}
-        buffers = _fresh_buffers(m)
-
-        def probs_one(x):
-            return torch.softmax(
-                functional_call(m, (params, buffers), (x.unsqueeze(0),))[0], dim=-1
-            )
-
-        for x, _ in batches:
-            for start in range(0, x.shape[0], chunk_size):
-                xb = x[start : start + chunk_size]
-                jac = vmap(jacrev(probs_one))(xb)  # B x C x *in_shape
-                mats = jac.reshape(xb.shape[0], jac.shape[1], -1)
-                best = max(best, float(torch.linalg.matrix_norm(mats, ord=2).max()))
-    return best
-
-
-def rho_b(
     model: nn.Module,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    batches: Sequence[Batch],
-    minibatches: Sequence[Batch],
-) -> float:
-    """rho_B of Proposition 5.2: ||<g>||^2 / E ||<g>_B||^2, with <g> the mean gradient over
-    ``batches`` (the probe set, in chunks) and the expectation estimated over ``minibatches``
-    (K mini-batches of size B, drawn by the caller with its own generator)."""
-    if not minibatches:
-        raise ValueError("rho_b needs at least one mini-batch")
-    with measuring_copy(model, None) as m:
-        params = [p for _, p in trainable_parameters(m)]
-        call = _functional(m)
+    inputs: Any,
+    dtype: torch.dtype | None = None,
+    *,
+    max_elements: int = 2**24,
+) -> torch.Tensor:
+    """||J(x)|| (spectral norm of the m x C logit-weight Jacobian, eq. 8) for every example.
 
-        def mean_grad(chunks):
-            out = None
-            for (x, y), w in zip(chunks, chunk_weights(chunks), strict=True):
-                leaves = [p.detach().requires_grad_(True) for p in params]
-                g = (
-                    flatten(
-                        torch.autograd.grad(loss_fn(call(leaves, x, _fresh_buffers(m)), y), leaves)
-                    )
-                    * w
+    Computed exactly: per-example Jacobians by ``vmap(jacrev)`` in micro-batches holding at most
+    ``max_elements`` Jacobian entries, then the largest eigenvalue of each C x C Gram J^T J.
+    The examples must be independent (no BatchNorm using batch statistics, no active dropout):
+    otherwise a ``ValueError`` asks for eval mode.
+
+    Returns:
+        a tensor of shape (N,) over all examples of all chunks, in the compute dtype.
+    """
+    check_model(model)
+    chunks = as_inputs(inputs)
+    _require_independent_examples(model, "per_example_jacobian_norms")
+    fm = FunctionalModel(model, dtype)
+    primals = tuple(fm.point)
+
+    def single(params: tuple[torch.Tensor, ...], x: torch.Tensor) -> torch.Tensor:
+        return fm.forward(list(params), x.unsqueeze(0)).squeeze(0)
+
+    per_example = torch.func.vmap(torch.func.jacrev(single), in_dims=(None, 0))
+    out = []
+    with rng_guard(fm.device):
+        for x in chunks:
+            x = fm.cast_input(x)
+            num_classes = fm.forward(list(primals), x[:1]).shape[-1]
+            micro = max(1, max_elements // max(1, num_classes * fm.num_parameters))
+            for start in range(0, x.shape[0], micro):
+                jac = per_example(primals, x[start : start + micro])
+                gram = sum(
+                    j.reshape(j.shape[0], num_classes, -1)
+                    @ j.reshape(j.shape[0], num_classes, -1).transpose(1, 2)
+                    for j in jac
                 )
-                out = g if out is None else out + g
-            return out
-
-        full = mean_grad(list(batches)).pow(2).sum()
-        mini = torch.stack([mean_grad([b]).pow(2).sum() for b in minibatches]).mean()
-        return float(full / mini)
+                top = torch.linalg.eigvalsh(gram.to(torch.float64))[:, -1].clamp_min(0.0)
+                out.append(top.sqrt().to(fm.dtype))
+    return torch.cat(out)
 
 
-def sgd_threshold(rho: float, lr: float) -> float:
-    """2 rho_B / eta, the sharpness threshold of Proposition 5.2 (rho_B = 1: Cohen et al.'s 2/eta)."""
-    if lr <= 0:
-        return math.inf
-    return 2.0 * float(rho) / float(lr)
+def _require_independent_examples(model: nn.Module, name: str) -> None:
+    if couples_examples(model):
+        raise ValueError(
+            f"{name} needs independent examples: put the BatchNorm layers in eval mode (they use batch statistics now)"
+        )
+    if any(
+        isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0
+        for m in model.modules()
+    ):
+        raise ValueError(f"{name} needs a deterministic model: put the dropout layers in eval mode")
 
 
-def lambda_hat(sharpness: float, jacobian_norm_sq: float) -> float:
-    """lambda_hat* = ||H|| / ||<J>||^2 (Section 5.1)."""
-    return float(sharpness) / float(jacobian_norm_sq) if jacobian_norm_sq else math.inf
+# ------------------------------------------------------------------ lambda_hat -------------------
+def lambda_hat(sharpness: float, jacobian_spectral_sq: float) -> float:
+    """lambda_hat = ||H||_sigma / ||<J>||^2 (Section 5.1, Figure 2: ||H|| = lambda_hat ||<J>||^2)."""
+    sharpness, denominator = float(sharpness), float(jacobian_spectral_sq)
+    if not math.isfinite(denominator) or denominator <= 0:
+        raise ValueError(f"jacobian_spectral_sq must be positive and finite, got {denominator}")
+    if not math.isfinite(sharpness):
+        raise ValueError(f"sharpness must be finite, got {sharpness}")
+    return sharpness / denominator
+
+
+# ------------------------------------------------------------------ input-output Jacobian --------
+def io_jacobian_norms(
+    model: nn.Module, inputs: Any, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Per-example spectral norm ||d softmax(f(x)) / dx||_2 (paper 002, Sections 4-5, App. A.1).
+
+    Exact: the C rows of each example's C x d Jacobian by C reverse passes (with independent
+    examples the gradient of sum_i softmax(f(x_i))_c with respect to the batch gives every
+    example's row c), then the largest eigenvalue of each C x C Gram. Needs independent examples
+    (BatchNorm in eval mode, as paper 002 does for this norm).
+    """
+    check_model(model)
+    chunks = as_inputs(inputs)
+    _require_independent_examples(model, "io_jacobian_norms")
+    fm = FunctionalModel(model, dtype)
+    out = []
+    with rng_guard(fm.device):
+        for k, x in enumerate(chunks):
+            x = fm.cast_input(x)
+            if not x.is_floating_point():
+                raise ValueError("the input-output Jacobian needs floating inputs")
+            x = x.detach().requires_grad_(True)
+            probs = torch.softmax(fm.forward(fm.point, x, chunk=k), dim=-1)
+            num_classes = probs.shape[-1]
+            rows = []
+            for c in range(num_classes):
+                (g,) = torch.autograd.grad(probs[:, c].sum(), x, retain_graph=c + 1 < num_classes)
+                rows.append(g.reshape(x.shape[0], -1))
+            jac = torch.stack(rows, dim=1)  # (n, C, d)
+            gram = (jac @ jac.transpose(1, 2)).to(torch.float64)
+            out.append(torch.linalg.eigvalsh(gram)[:, -1].clamp_min(0.0).sqrt().to(fm.dtype))
+    return torch.cat(out)
+
+
+def io_jacobian_max(
+    model: nn.Module,
+    inputs: Any,
+    dtype: torch.dtype | None = None,
+    *,
+    tol: float = 1e-6,
+    max_iter: int = 200,
+    generator: torch.Generator | None = None,
+) -> float:
+    """max over the probe set of ||J f(X)||_2 for f = softmax(model(.)) (paper 002, App. A.1).
+
+    Paper 002 uses the spectral norm of the input-output Jacobian of the *softmaxed* model. With
+    independent examples (eval-mode BatchNorm, as paper 002 measures it) the Jacobian of a chunk
+    is block diagonal and its norm is the maximum of the per-example norms (002, eq. 26), computed
+    exactly by :func:`io_jacobian_norms`. With batch-statistics BatchNorm the examples of a chunk
+    are coupled (002, eq. 27) and the norm of the whole chunk map is computed by Lanczos on
+    J J^T (output space; ``tol``, ``max_iter``, ``generator``), the maximum taken over chunks.
+    """
+    check_model(model)
+    chunks = as_inputs(inputs)
+    if not couples_examples(model):
+        return float(io_jacobian_norms(model, chunks, dtype).max())
+    tol = check_tol(tol)
+    generator = make_generator(generator)
+    fm = FunctionalModel(model, dtype, generator)
+    best = 0.0
+    with rng_guard(fm.device):
+        for k, x in enumerate(chunks):
+            x = fm.cast_input(x).detach()
+            if not x.is_floating_point():
+                raise ValueError("the input-output Jacobian needs floating inputs")
+            xg = x.clone().requires_grad_(True)
+            probs = torch.softmax(fm.forward(fm.point, xg, chunk=k), dim=-1)
+
+            def matvec(w: torch.Tensor, probs=probs, xg=xg, x=x, k=k) -> torch.Tensor:
+                (g,) = torch.autograd.grad(
+                    probs, xg, grad_outputs=w.view_as(probs), retain_graph=True
+                )
+                _, jg = torch.func.jvp(
+                    lambda xx: torch.softmax(fm.forward(fm.point, xx, chunk=k), dim=-1), (x,), (g,)
+                )
+                return jg.reshape(-1)
+
+            start = random_vector(probs.numel(), generator, fm.device, fm.dtype)
+            result = lanczos_top(matvec, start, tol=tol, max_iter=max_iter)
+            best = max(best, math.sqrt(max(result.value, 0.0)))
+    return best

@@ -27,7 +27,7 @@ and return the input's floating dtype.
 
 from __future__ import annotations
 
-import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +47,6 @@ _EIGH_BLOCK_ELEMENTS = 1_000_000
 # The secular iterations converge in 3-6 steps (quadratically); the cap only guards against a
 # bug, and reaching it raises instead of returning an unconverged value.
 _MAX_SECULAR_STEPS = 100
-_DEBUG = False
 
 
 def _as_probability_rows(p: torch.Tensor, name: str = "p") -> tuple[torch.Tensor, torch.Size]:
@@ -57,7 +56,9 @@ def _as_probability_rows(p: torch.Tensor, name: str = "p") -> tuple[torch.Tensor
     if not p.is_floating_point():
         raise ValueError(f"{name} must be a floating tensor, got dtype {p.dtype}")
     if p.ndim == 0 or p.shape[-1] < 2:
-        raise ValueError(f"{name} must have shape (..., C) with C >= 2 classes, got {tuple(p.shape)}")
+        raise ValueError(
+            f"{name} must have shape (..., C) with C >= 2 classes, got {tuple(p.shape)}"
+        )
     rows = p.detach().reshape(-1, p.shape[-1]).to(torch.float64)
     if rows.shape[0] == 0:
         return rows, p.shape[:-1]
@@ -132,17 +133,18 @@ def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
     # weight of the pole at p_(2): all entries tied with p_(2) deflate into one pole.
     w2 = torch.where(special, p1sq, (sq * (p == p2s[:, None])).sum(-1))
     below = p < p2s[:, None]  # the poles strictly below p_(2)
-    w_below = torch.where(below, sq, 0.0)
+    w_below = sq.masked_fill_(~below, 0.0)
+    p_below = p.masked_fill(~below, -1.0)  # keeps x - p_below > 0 where the weight is 0
     delta = p1 - p2s
     lo = torch.maximum(p2s, p1 - p1sq)  # lambda^(1) >= both (interlacing, Rayleigh quotient)
     hi = p1.clone()
     x = lo.clone()
     for _ in range(_MAX_SECULAR_STEPS):
         s = x - p2s
-        den = torch.where(below, x[:, None] - p, 1.0)
+        den = x[:, None] - p_below
         t = w_below / den
         psi = t.sum(-1)  # sum_{p_i < p2} p_i^2 / (x - p_i)
-        dpsi = (t / den).sum(-1)  # minus its derivative
+        dpsi = t.div_(den).sum(-1)  # minus its derivative
         d = s * (1.0 + psi) + w2
         # g(x) = x - p1 + p1^2 / (1 + sum_{i>=2} p_i^2/(x - p_i)): increasing, same root as eq. 10
         g = x - p1 + p1sq * s / d
@@ -154,10 +156,9 @@ def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
         # model: 1 + b0 + T/(lam - p2) = p1^2/(p1 - lam), matched in value and slope at x
         big_t = w2 + dpsi * s * s
         c = 1.0 + psi - dpsi * s
-        beta = big_t + p1sq - c * delta
-        disc = torch.clamp(beta * beta + 4.0 * c * big_t * delta, min=0.0)
-        x_new = p2s + 2.0 * big_t * delta / (beta + torch.sqrt(disc))
-        outside = (x_new <= lo) | (x_new >= hi) | ~torch.isfinite(x_new)
+        # c sigma^2 + (T + p1^2 - c Delta) sigma - T Delta = 0 with sigma = lam - p2
+        x_new = p2s + _positive_root(c, big_t + p1sq - c * delta, big_t * delta)
+        outside = (x_new < lo) | (x_new > hi) | (x_new == x) | ~torch.isfinite(x_new)
         x_new = torch.where(outside, 0.5 * (lo + hi), x_new)
         x = torch.where(converged, x, x_new)
     else:
@@ -180,14 +181,15 @@ def impurity_power_iteration(
     max_iter: int = 1000,
     tol: float = 1e-10,
     generator: torch.Generator | None = None,
-) -> PowerIterationResult:
+    return_info: bool = False,
+) -> torch.Tensor | PowerIterationResult:
     """Algorithm 1 of the paper (Appendix E.5): power iteration for ||M||_sigma, batched over rows.
 
     Repeats ``v <- M u / ||M u||``, ``u <- M^T v / ||M^T v||`` and returns ``v^T M u`` (M u is
     formed as ``p * u - p (p^T u)``, never materialising M). Kept as the paper's reference; use
     :func:`impurity` for measurements. Converges slowly when lambda^(2) is close to lambda^(1)
-    (e.g. p_(1) close to p_(2)); ``converged`` says which rows met the relative tolerance ``tol``
-    on the change of the estimate within ``max_iter`` iterations.
+    (e.g. p_(1) close to p_(2)); rows that do not meet the relative tolerance ``tol`` on the
+    change of the estimate within ``max_iter`` iterations raise a ``RuntimeWarning``.
 
     Args:
         p: probabilities, shape (..., C).
@@ -195,6 +197,11 @@ def impurity_power_iteration(
         tol: relative tolerance epsilon on the change of the estimate.
         generator: source of the random start (default: a fresh generator seeded with 0; the
             global RNG is never used).
+        return_info: return a :class:`PowerIterationResult` (values, per-row ``converged``,
+            iterations) instead of the values alone.
+
+    Returns:
+        lambda^(1) estimates of shape (...) in p's dtype (or the result object).
     """
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
@@ -217,7 +224,7 @@ def impurity_power_iteration(
     estimate = torch.zeros(rows.shape[0], dtype=torch.float64, device=rows.device)
     converged = torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
     iterations = 0
-    for iterations in range(1, max_iter + 1):
+    for iterations in range(1, max_iter + 1):  # noqa: B007 - reported after the loop
         mu = apply_m(u)
         v = normalised(mu)
         u = normalised(apply_m(v))  # M is symmetric: M^T v = M v
@@ -226,11 +233,18 @@ def impurity_power_iteration(
         estimate = new
         if bool(converged.all()):
             break
-    return PowerIterationResult(
-        values=estimate.to(p.dtype).reshape(batch_shape),
-        converged=converged.reshape(batch_shape),
-        iterations=iterations,
-    )
+    values = estimate.to(p.dtype).reshape(batch_shape)
+    if return_info:
+        return PowerIterationResult(
+            values=values, converged=converged.reshape(batch_shape), iterations=iterations
+        )
+    if not bool(converged.all()):
+        warnings.warn(
+            f"impurity_power_iteration: {int((~converged).sum())} rows did not converge in {max_iter} iterations",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return values
 
 
 def logit_hessian_eigh(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,7 +278,9 @@ def logit_hessian_eigh(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     rows, batch_shape = _as_probability_rows(p)
     num_classes = rows.shape[-1]
     values = torch.empty_like(rows)
-    vectors = torch.empty(rows.shape[0], num_classes, num_classes, dtype=torch.float64, device=rows.device)
+    vectors = torch.empty(
+        rows.shape[0], num_classes, num_classes, dtype=torch.float64, device=rows.device
+    )
     block = max(1, _EIGH_BLOCK_ELEMENTS // (num_classes * num_classes))
     for start in range(0, rows.shape[0], block):
         stop = start + block
@@ -331,6 +347,8 @@ def _eigh_rows(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     lo = torch.where(origin_upper, torch.where(is_last, lower_s, -half), 0.0)
     hi = torch.where(origin_upper, 0.0, half)
     tau = 0.5 * (lo + hi)
+    # the last root is 0 when sum(p) = 1 (Theorem 4.1 (c)): start there, lambda = origin + tau
+    tau = torch.where(is_last, torch.clamp(-origin, min=lo, max=hi), tau)
     solve = active.clone()
     for _ in range(_MAX_SECULAR_STEPS):
         r = 1.0 / _safe(delta - tau[:, :, None])
@@ -358,23 +376,24 @@ def _eigh_rows(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r1 = rest_der * dist_above * dist_above
         c_last = 1.0 - (rest_val - rest_der * dist_above)
         # c + T/sigma - S/(gap - sigma) = 0 with sigma = lam - lower, rho = upper - lam
-        beta_l = big_t + big_s - c * gap
-        sigma = 2.0 * big_t * gap / (beta_l + torch.sqrt(torch.clamp(beta_l * beta_l + 4.0 * c * big_t * gap, min=0.0)))
-        beta_u = big_s + big_t + c * gap
-        rho = 2.0 * big_s * gap / (beta_u + torch.sqrt(torch.clamp(beta_u * beta_u - 4.0 * c * big_s * gap, min=0.0)))
-        # c_last rho^2 + beta rho - w gap_above = 0, rho = distance below the own pole
-        beta_last = c_last * gap_above - r1 - own_weight
-        disc_last = torch.clamp(beta_last * beta_last + 4.0 * c_last * own_weight * gap_above, min=0.0)
-        rho_last = 2.0 * own_weight * gap_above / (beta_last + torch.sqrt(disc_last))
+        # c sigma^2 + (T + S - c gap) sigma - T gap = 0, sigma = lam - lower (origin lower)
+        sigma = _positive_root(c, big_t + big_s - c * gap, big_t * gap)
+        # -c rho^2 + (S + T + c gap) rho - S gap = 0, rho = upper - lam (origin upper)
+        rho = _positive_root(-c, big_s + big_t + c * gap, big_s * gap)
+        # last root: c_last rho^2 + (c_last gap_above - r1 - w) rho - w gap_above = 0
+        rho_last = _positive_root(
+            c_last, c_last * gap_above - r1 - own_weight, own_weight * gap_above
+        )
         rho = torch.where(is_last, rho_last, rho)
         tau_new = torch.where(origin_upper, upper_s - rho, lower_s + sigma)
-        outside = (tau_new <= lo) | (tau_new >= hi) | ~torch.isfinite(tau_new)
+        # the model step is rejected (bisection instead) outside the bracket or without progress
+        outside = (tau_new < lo) | (tau_new > hi) | (tau_new == tau) | ~torch.isfinite(tau_new)
         tau_new = torch.where(outside, 0.5 * (lo + hi), tau_new)
         tau = torch.where(converged, tau, tau_new)
-        if _DEBUG:
-            print('rho_last', rho_last[0].tolist(), 'c_last', c_last[0].tolist(), 'r1', r1[0].tolist(), 'beta', beta_last[0].tolist(), 'tau', tau[0].tolist(), 'lo', lo[0].tolist())
     else:
-        raise RuntimeError("logit_hessian_eigh: the secular iteration did not converge (please report)")
+        raise RuntimeError(
+            "logit_hessian_eigh: the secular iteration did not converge (please report)"
+        )
     # ---- Loewner: z consistent with the computed roots (Gu & Eisenstat) -------------------
     # lam_i - d_j = tau_i - delta[i, j]
     lam_minus_d = tau[:, :, None] - delta  # [root i, pole j]
@@ -390,7 +409,9 @@ def _eigh_rows(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     vec = vec / vec.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
     # expand tie groups: every member of a group carries rep_value / sqrt(k)
     rep_idx = group_start.masked_fill(tiny, 0)
-    expanded = vec.gather(-1, rep_idx[:, None, :].expand(n, size, size)) / size_of.sqrt()[:, None, :]
+    expanded = (
+        vec.gather(-1, rep_idx[:, None, :].expand(n, size, size)) / size_of.sqrt()[:, None, :]
+    )
     expanded = torch.where(tiny[:, None, :], 0.0, expanded)  # [root i, component a]
     # ---- assemble eigenpairs in slots (slot j <-> sorted component j) ---------------------
     lam = origin + tau
@@ -414,6 +435,12 @@ def _eigh_rows(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     vectors = torch.zeros_like(slot_vectors)
     vectors.scatter_(2, perm[:, None, :].expand(n, size, size), slot_vectors)
     return values, vectors.transpose(1, 2)  # [comp, eig]
+
+
+def _positive_root(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Smallest positive root of a x^2 + b x - c = 0 (c > 0), without cancellation."""
+    s = torch.sqrt(torch.clamp(b * b + 4.0 * a * c, min=0.0))
+    return torch.where(b >= 0, 2.0 * c / (b + s), (s - b) / (2.0 * a))
 
 
 def _safe(x: torch.Tensor) -> torch.Tensor:

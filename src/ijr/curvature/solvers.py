@@ -1,0 +1,189 @@
+"""Top-eigenvalue solvers for a symmetric operator given only by its products (flat vectors).
+
+* :func:`lanczos_top` -- Lanczos with full reorthogonalisation and explicit restarts; returns the
+  largest *algebraic* eigenvalue (the top Ritz value), which is what the sharpness ||H||_sigma
+  means in paper 000 (eq. 9) and paper 002 when H is indefinite.
+* :func:`power_top` -- power iteration (the method of PyHessian and of the paper's Algorithms 1-2);
+  it converges to the eigenvalue of largest *magnitude*, which is the sharpness only when that
+  eigenvalue is positive. ``shift`` runs it on A - shift I instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ._functional import check_positive_int, check_tol
+
+MatVec = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class EigenResult:
+    """A top eigenvalue with the vector and the solver's diagnostics.
+
+    Attributes:
+        value: the eigenvalue estimate (largest algebraic for ``lanczos``; largest magnitude for
+            ``power`` and ``pyhessian``).
+        vector: unit eigenvector estimate, a flat tensor over the trainable parameters in
+            ``named_parameters`` order (use :func:`ijr.curvature.split_like_parameters` to get
+            per-parameter tensors); pass it back as ``init=`` to warm-start the next probe.
+        n_products: operator applications used (Hessian-, Gauss-Newton- or Gram-vector products).
+        residual: relative residual ||A v - value v|| / |value| of the returned pair (Lanczos:
+            the exact recurrence estimate beta_k |s_k|; NaN where the backend does not expose it).
+        converged: whether the stopping criterion was met within ``max_iter`` products.
+        error_estimate: estimated relative error of ``value`` (Lanczos: min(r, r^2/gap)/|value|
+            with the Ritz gap; power: relative change of the last step).
+        method: the solver used.
+    """
+
+    value: float
+    vector: torch.Tensor
+    n_products: int
+    residual: float
+    converged: bool
+    error_estimate: float = math.nan
+    method: str = ""
+    ritz_values: list[float] = field(default_factory=list)
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    norm = torch.linalg.vector_norm(v)
+    if not bool(torch.isfinite(norm)) or float(norm) == 0.0:
+        raise ValueError("the start vector must be finite and non-zero")
+    return v / norm
+
+
+def lanczos_top(
+    matvec: MatVec,
+    init: torch.Tensor,
+    *,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    max_basis: int = 30,
+) -> EigenResult:
+    """Largest algebraic eigenvalue of the symmetric operator ``matvec`` by Lanczos.
+
+    Full reorthogonalisation (classical Gram-Schmidt applied twice against the whole basis) keeps
+    the basis orthonormal to working precision, so no spurious copies of converged Ritz values
+    appear; after ``max_basis`` steps the iteration restarts from the current top Ritz vector
+    (explicit restart; memory is ``max_basis`` vectors).
+
+    Stopping: with the top Ritz pair (theta, y), residual r = ||A y - theta y|| = beta_k |s_k| and
+    Ritz gap g = theta_1 - theta_2, the eigenvalue error is estimated by min(r, r^2 / g)
+    (Parlett, "The Symmetric Eigenvalue Problem", 11.7); the run stops when that estimate is
+    <= tol |theta| and r <= sqrt(tol) |theta|, when the Krylov space becomes invariant
+    (beta ~ 0: theta is exact), or after ``max_iter`` products (``converged=False``).
+
+    Args:
+        matvec: v -> A v for flat vectors (A symmetric).
+        init: start vector (e.g. the previous probe's eigenvector: a warm start).
+        tol: relative tolerance on the eigenvalue.
+        max_iter: cap on the number of products.
+        max_basis: Krylov basis size before an explicit restart (>= 2).
+    """
+    tol = check_tol(tol)
+    check_positive_int("max_iter", max_iter)
+    if check_positive_int("max_basis", max_basis) < 2:
+        raise ValueError("max_basis must be >= 2")
+    v = _unit(init)
+    n, device, dtype = v.numel(), v.device, v.dtype
+    products = 0
+    basis_size = min(max_basis, n)
+    while True:
+        basis = torch.empty(basis_size, n, device=device, dtype=dtype)
+        basis[0] = v
+        alphas: list[float] = []
+        betas: list[float] = []
+        for j in range(basis_size):
+            w = matvec(basis[j])
+            products += 1
+            alpha = float(torch.dot(w, basis[j]))
+            alphas.append(alpha)
+            active = basis[: j + 1]
+            for _ in range(2):  # full reorthogonalisation (twice is enough)
+                w = w - active.T @ (active @ w)
+            beta = float(torch.linalg.vector_norm(w))
+            t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+            if j > 0:
+                off = torch.tensor(betas, dtype=torch.float64)
+                t += torch.diag(off, 1) + torch.diag(off, -1)
+            theta, s = torch.linalg.eigh(t)
+            top = float(theta[-1])
+            scale = max(abs(top), torch.finfo(dtype).tiny)
+            residual = beta * abs(float(s[-1, -1]))
+            gap = float(theta[-1] - theta[-2]) if j > 0 else math.inf
+            error = min(residual, residual * residual / gap) if gap > 0 else residual
+            invariant = beta <= 64 * torch.finfo(dtype).eps * max(
+                scale, max(abs(a) for a in alphas)
+            )
+            converged = invariant or (error <= tol * scale and residual <= math.sqrt(tol) * scale)
+            if converged or products >= max_iter or j + 1 == n:
+                vector = active.T @ s[:, -1].to(dtype=dtype, device=device)
+                return EigenResult(
+                    value=top,
+                    vector=vector / torch.linalg.vector_norm(vector),
+                    n_products=products,
+                    residual=residual / scale,
+                    converged=bool(converged or j + 1 == n),
+                    error_estimate=error / scale,
+                    method="lanczos",
+                    ritz_values=theta.flip(0).tolist(),
+                )
+            if j + 1 < basis_size:
+                basis[j + 1] = w / beta
+                betas.append(beta)
+        # explicit restart from the top Ritz vector
+        v = _unit(basis.T @ s[:, -1].to(dtype=dtype, device=device))
+
+
+def power_top(
+    matvec: MatVec,
+    init: torch.Tensor,
+    *,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    shift: float = 0.0,
+) -> EigenResult:
+    """Power iteration on A - shift I: v <- (A - shift I) v / ||.||.
+
+    Converges to the eigenvalue of A - shift I of largest magnitude (plus ``shift``): with
+    ``shift=0`` that is the largest-magnitude eigenvalue of A, NOT the largest algebraic one when
+    A has a more negative eigenvalue (an indefinite Hessian). Stops when the Rayleigh quotient
+    changes by <= tol (relative) between two steps, as PyHessian does.
+    """
+    tol = check_tol(tol)
+    check_positive_int("max_iter", max_iter)
+    v = _unit(init)
+    value = math.nan
+    products = 0
+    converged = False
+    change = math.nan
+    av = v
+    while products < max_iter:
+        av = matvec(v) - shift * v
+        products += 1
+        new = float(torch.dot(v, av))
+        change = abs(new - value) / max(abs(new), 1e-300) if math.isfinite(value) else math.inf
+        value = new
+        norm = torch.linalg.vector_norm(av)
+        if float(norm) == 0.0:
+            converged = True
+            break
+        if change <= tol:
+            converged = True
+            break
+        v = av / norm
+    residual = float(torch.linalg.vector_norm(av - value * v)) / max(abs(value), 1e-300)
+    return EigenResult(
+        value=value + shift,
+        vector=v,
+        n_products=products,
+        residual=residual,
+        converged=converged,
+        error_estimate=change,
+        method="power",
+    )
