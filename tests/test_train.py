@@ -307,3 +307,11 @@ def test_a_locked_run_directory_is_skipped(runs_dir, capsys):
     finally:
         holder.close()
     assert train(cfg)["status"] == "completed"
+
+
+def test_settings_of_probes_that_do_not_run_leave_the_run_key_alone(runs_dir):
+    base = compose_cfg(*tiny_overrides(runs_dir))
+    other = compose_cfg(*tiny_overrides(runs_dir, "probes.every_n_steps=7"))
+    assert compute_run_key(base) == compute_run_key(other)
+    on = compose_cfg(*tiny_overrides(runs_dir, "probes=basic"))
+    assert compute_run_key(on) != compute_run_key(base)
