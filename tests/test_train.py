@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from conftest import cli, compose_cfg, run_cli, tiny_overrides
+from ijr.callbacks import Terminated
 from ijr.data import build_datamodule
 from ijr.methods.base import TrainingModule
 from ijr.models import build as build_model
 from ijr.rundir import RunDir, compute_run_key
-from ijr.callbacks import Terminated
 from ijr.train import ConfigError, train
 
 

@@ -76,7 +76,6 @@ def plain_loop(dm, model, lr: float, steps: int, warmup: int, chunk: int, device
 
 def case(name: str, overrides: list[str], steps: int, warmup: int, device: str, runs: Path) -> dict:
     from conftest import compose_cfg
-
     from ijr.data import build_datamodule
     from ijr.models import build
     from ijr.train import train
@@ -125,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows.append(case("cnn6_b128", ["data.batch_size=128"], args.steps, args.warmup, args.device, Path(tmp)))
+        rows.append(
+            case(
+                "cnn6_b128",
+                ["data.batch_size=128"],
+                args.steps,
+                args.warmup,
+                args.device,
+                Path(tmp),
+            )
+        )
         rows.append(
             case(
                 "cnn6_fullbatch_5k",
@@ -142,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         flag = "ok" if r["ratio"] <= 1.10 else "OVER"
         ok &= r["ratio"] <= 1.10
-        print(f"{r['case']:<20} {r['plain_ms_per_step']:>14.1f} {r['ijr_ms_per_step']:>12.1f} {r['ratio']:>7.3f}  {flag}")
+        print(
+            f"{r['case']:<20} {r['plain_ms_per_step']:>14.1f} {r['ijr_ms_per_step']:>12.1f} {r['ratio']:>7.3f}  {flag}"
+        )
     return 0 if ok else 1
 
 
