@@ -40,7 +40,7 @@ from .jacobian import (
     lambda_hat,
     per_example_jacobian_norms,
 )
-from .logit_hessian import (
+from .logit_eigensystem import (
     PowerIterationResult,
     gini_bounds,
     impurity,

@@ -74,9 +74,12 @@ def lanczos_top(
 
     Stopping: with the top Ritz pair (theta, y), residual r = ||A y - theta y|| = beta_k |s_k| and
     Ritz gap g = theta_1 - theta_2, the eigenvalue error is estimated by min(r, r^2 / g)
-    (Parlett, "The Symmetric Eigenvalue Problem", 11.7); the run stops when that estimate is
-    <= tol |theta| and r <= sqrt(tol) |theta|, when the Krylov space becomes invariant
-    (beta ~ 0: theta is exact), or after ``max_iter`` products (``converged=False``).
+    (Parlett, "The Symmetric Eigenvalue Problem", 11.7). Early on the Ritz gap overestimates the
+    true gap (theta_2 is still far below lambda_2), so the estimate used is the larger of that and
+    the change of theta_1 in the last step (theta_1 increases monotonically to lambda_1). The run
+    stops when this estimate is <= tol |theta| and r <= sqrt(tol) |theta| (so at least two
+    products), when the Krylov space becomes invariant (beta ~ 0: theta is exact), or after
+    ``max_iter`` products (``converged=False``).
 
     Args:
         matvec: v -> A v for flat vectors (A symmetric).
@@ -92,6 +95,7 @@ def lanczos_top(
     v = _unit(init)
     n, device, dtype = v.numel(), v.device, v.dtype
     products = 0
+    previous_top = math.inf
     basis_size = min(max_basis, n)
     while True:
         basis = torch.empty(basis_size, n, device=device, dtype=dtype)
@@ -117,6 +121,8 @@ def lanczos_top(
             residual = beta * abs(float(s[-1, -1]))
             gap = float(theta[-1] - theta[-2]) if j > 0 else math.inf
             error = min(residual, residual * residual / gap) if gap > 0 else residual
+            error = max(error, abs(top - previous_top))
+            previous_top = top
             invariant = beta <= 64 * torch.finfo(dtype).eps * max(
                 scale, max(abs(a) for a in alphas)
             )

@@ -27,7 +27,9 @@ and return the input's floating dtype.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -118,7 +120,27 @@ def impurity(p: torch.Tensor) -> torch.Tensor:
     rows, batch_shape = _as_probability_rows(p)
     if rows.shape[0] == 0:
         return torch.empty(batch_shape, dtype=p.dtype, device=p.device)
-    return _top_secular_root(rows).to(p.dtype).reshape(batch_shape)
+    with _one_cpu_thread(rows.device):
+        return _top_secular_root(rows).to(p.dtype).reshape(batch_shape)
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run the O(N C) element-wise secular iteration on one intra-op thread on CPU.
+
+    Each step is ~60 small kernels; with two OpenMP threads on a busy 2-core machine their
+    fork/join cost dominated (measured 5.1 s vs 0.11 s for 50,000 x 10 rows under load, and
+    about equal on an idle machine). The thread count is restored on exit.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
@@ -126,21 +148,25 @@ def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
     p1, p2 = top2[:, 0], top2[:, 1]
     top_tie = p2 == p1  # lambda^(1) = p_(1) exactly (a tied eigenvalue of diag(p) survives)
     single = p2 == 0  # only one non-zero entry: M = (p1 - p1^2) e e^T
-    special = top_tie | single
-    p2s = torch.where(special, 0.5 * p1, p2)  # harmless stand-in on special rows
+    result = torch.where(single, p1 - p1 * p1, p1)
+    rows = (~(top_tie | single)).nonzero().squeeze(1)  # rows that need the iteration
+    if rows.numel() == 0:
+        return result
+    p, p1, p2 = p[rows], p1[rows], p2[rows]
     p1sq = p1 * p1
     sq = p * p
     # weight of the pole at p_(2): all entries tied with p_(2) deflate into one pole.
-    w2 = torch.where(special, p1sq, (sq * (p == p2s[:, None])).sum(-1))
-    below = p < p2s[:, None]  # the poles strictly below p_(2)
+    w2 = (sq * (p == p2[:, None])).sum(-1)
+    below = p < p2[:, None]  # the poles strictly below p_(2)
     w_below = sq.masked_fill_(~below, 0.0)
     p_below = p.masked_fill(~below, -1.0)  # keeps x - p_below > 0 where the weight is 0
-    delta = p1 - p2s
-    lo = torch.maximum(p2s, p1 - p1sq)  # lambda^(1) >= both (interlacing, Rayleigh quotient)
+    delta = p1 - p2
+    lo = torch.maximum(p2, p1 - p1sq)  # lambda^(1) >= both (interlacing, Rayleigh quotient)
     hi = p1.clone()
-    x = lo.clone()
+    # start at the root with the poles below p_(2) dropped: also a lower bound (they add > 0)
+    x = (p2 + _positive_root(torch.ones_like(w2), w2 + p1sq - delta, w2 * delta)).clamp(lo, hi)
     for _ in range(_MAX_SECULAR_STEPS):
-        s = x - p2s
+        s = x - p2
         den = x[:, None] - p_below
         t = w_below / den
         psi = t.sum(-1)  # sum_{p_i < p2} p_i^2 / (x - p_i)
@@ -148,23 +174,28 @@ def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
         d = s * (1.0 + psi) + w2
         # g(x) = x - p1 + p1^2 / (1 + sum_{i>=2} p_i^2/(x - p_i)): increasing, same root as eq. 10
         g = x - p1 + p1sq * s / d
-        converged = special | (g.abs() <= 8.0 * _EPS * (x + p1))
-        if bool(converged.all()):
-            break
+        converged = g.abs() <= 8.0 * _EPS * (x + p1)
+        done = int(converged.sum())
+        if done:  # finished rows leave the working set
+            result[rows[converged]] = x[converged]
+            if done == rows.numel():
+                break
+            keep = ~converged
+            rows, x, s, psi, dpsi, g, lo, hi = (t_[keep] for t_ in (rows, x, s, psi, dpsi, g, lo, hi))
+            p1, p2, p1sq, w2, delta = (t_[keep] for t_ in (p1, p2, p1sq, w2, delta))
+            w_below, p_below = w_below[keep], p_below[keep]
         lo = torch.where(g < 0, torch.maximum(lo, x), lo)
         hi = torch.where(g > 0, torch.minimum(hi, x), hi)
         # model: 1 + b0 + T/(lam - p2) = p1^2/(p1 - lam), matched in value and slope at x
         big_t = w2 + dpsi * s * s
         c = 1.0 + psi - dpsi * s
         # c sigma^2 + (T + p1^2 - c Delta) sigma - T Delta = 0 with sigma = lam - p2
-        x_new = p2s + _positive_root(c, big_t + p1sq - c * delta, big_t * delta)
+        x_new = p2 + _positive_root(c, big_t + p1sq - c * delta, big_t * delta)
         outside = (x_new < lo) | (x_new > hi) | (x_new == x) | ~torch.isfinite(x_new)
-        x_new = torch.where(outside, 0.5 * (lo + hi), x_new)
-        x = torch.where(converged, x, x_new)
+        x = torch.where(outside, 0.5 * (lo + hi), x_new)
     else:
         raise RuntimeError("impurity: the secular iteration did not converge (please report)")
-    x = torch.where(top_tie, p1, x)
-    return torch.where(single, p1 - p1sq, x)
+    return result
 
 
 @dataclass(frozen=True)

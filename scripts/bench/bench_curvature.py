@@ -1,0 +1,431 @@
+"""Benchmarks of ``ijr.curvature`` against the references it replaces, measured in the same run.
+
+    python scripts/bench/bench_curvature.py [--only impurity,jacobian,sharpness,memory]
+                                            [--steps 50] [--json out.json]
+
+Prints one table of ratios (reference time / ijr time, or memory ratios) with the target of each
+line and PASS/FAIL. Everything runs on the CPU in one process (memory in child processes).
+
+* impurity: ``ijr.curvature.impurity`` vs batched ``torch.linalg.eigvalsh`` of M = diag(p) - pp^T
+  for 50,000 float64 rows, C = 10 and C = 100 (max error against eigvalsh <= 1e-12). For C = 100
+  eigvalsh is timed on 5,000 rows and scaled by 10 (it is linear in the rows; the full run takes
+  minutes on two cores).
+* jacobian: ||<J>|| by the default method (``exact``) and by ``jvp`` vs the paper's Algorithm 2
+  (``algorithm2``, tol 1e-4, at most 25 steps) at equal accuracy (<= 1e-3 relative error against
+  ``exact``; if Algorithm 2 has not got there in 25 steps its time is a lower bound), C = 10 (fcn3
+  on 1,000 images, cnn6 on 250) and C = 100 (fcn3 on 250 images; cnn6 with C = 100 is left out:
+  Algorithm 2 needs minutes there on two cores).
+* sharpness: SGD on real CIFAR-10 images with the sharpness probed every 10 steps on a fixed
+  1,000-image probe set: warm-started Lanczos (tol 1e-3) vs PyHessian ``hessian.eigenvalues()``
+  rerun with tol 1e-3, 1e-4, 1e-5 until it is within 1e-3 of a converged reference (cold Lanczos,
+  tol 1e-7) -- the time of the first PyHessian run that is accurate enough is charged, which
+  favours PyHessian; plus single cold estimates and the sign of the sharpness on cnn6 at init.
+* memory: peak RSS growth of an HVP over 5,000 examples in 1,000-example chunks vs one SGD
+  training step on 1,000 examples (cnn6), each in a fresh child process (``ru_maxrss``).
+
+Data: 1,000 real CIFAR-10 training images (the first 100 of each class) from
+``../shared/data/cifar10-jpeg.tar.gz`` (override with ``--archive``), decoded once into
+``~/.cache/ijr/``; the sharpness and Jacobian benchmarks are skipped with a message when the
+archive is absent (never committed). The memory benchmark uses random CIFAR-shaped tensors
+(memory does not depend on pixel values).
+
+``THP_MEM_ALLOC_ENABLE=1`` (transparent huge pages in PyTorch's CPU allocator; about 2x faster
+HVPs on CPU) must be set before torch is imported: the script re-executes itself with it set
+(the Makefile exports it too).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if os.environ.get("THP_MEM_ALLOC_ENABLE") != "1":
+    os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import tarfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import ijr.curvature as cv  # noqa: E402
+from ijr.models import build  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+CACHE = Path(os.environ.get("IJR_CACHE", Path.home() / ".cache" / "ijr"))
+MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+
+ROWS: list[dict] = []
+
+
+def row(
+    group: str,
+    case: str,
+    ours: float,
+    reference: float,
+    target: float | None,
+    unit: str = "x",
+    note: str = "",
+    higher_is_better: bool = True,
+) -> None:
+    ratio = reference / ours if unit == "x" else ours / reference
+    ok = None if target is None else (ratio >= target if higher_is_better else ratio <= target)
+    ROWS.append(
+        {
+            "group": group,
+            "case": case,
+            "ours": ours,
+            "reference": reference,
+            "ratio": ratio,
+            "target": target,
+            "pass": ok,
+            "note": note,
+            "unit": unit,
+        }
+    )
+    status = "-" if ok is None else ("PASS" if ok else "FAIL")
+    print(
+        f"  {group:10s} {case:44s} ratio {ratio:8.2f}  target {'' if target is None else ('>=' if higher_is_better else '<=') + format(target, 'g'):>6s}  {status}  {note}",
+        flush=True,
+    )
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+# ---------------------------------------------------------------------------------- data -------
+def cifar_1000(archive: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+    cache = CACHE / "cifar10_train_first100_per_class.pt"
+    if cache.exists():
+        blob = torch.load(cache)
+        return blob["x"], blob["y"]
+    if not archive.exists():
+        return None
+    from PIL import Image
+
+    images: dict[tuple[str, int], torch.Tensor] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 4 or parts[1] != "train":
+                continue
+            index = int(Path(parts[3]).stem)
+            if index >= 100:
+                continue
+            data = tar.extractfile(member).read()
+            pixels = Image.open(io.BytesIO(data)).convert("RGB")
+            images[(parts[2], index)] = (
+                torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
+                .view(32, 32, 3)
+                .permute(2, 0, 1)
+                .clone()
+            )
+    classes = sorted({c for c, _ in images})
+    keys = sorted(images, key=lambda k: (k[1], classes.index(k[0])))  # interleave the classes
+    x = torch.stack([images[k] for k in keys])
+    y = torch.tensor([classes.index(k[0]) for k in keys])
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.save({"x": x, "y": y, "classes": classes}, cache)
+    return x, y
+
+
+def standardise(x_uint8: torch.Tensor) -> torch.Tensor:
+    return ((x_uint8.float() / 255.0) - MEAN) / STD
+
+
+# ---------------------------------------------------------------------------------- impurity ---
+def bench_impurity() -> None:
+    print("impurity (50,000 rows, float64)", flush=True)
+    g = torch.Generator().manual_seed(0)
+    for c, eig_rows in ((10, 50_000), (100, 5_000)):
+        logits = torch.randn(50_000, c, generator=g, dtype=torch.float64) * 3.0
+        p = torch.softmax(logits, -1)
+        cv.impurity(p[:100])  # warm-up
+        t_ours = min(timed(lambda p=p: cv.impurity(p))[0] for _ in range(3))
+        lam = cv.impurity(p)
+        sub = p[:eig_rows]
+        t_eig, ref = timed(lambda sub=sub: torch.linalg.eigvalsh(cv.logit_hessian(sub))[:, -1])
+        if eig_rows < p.shape[0]:
+            t_eig2, _ = timed(lambda sub=sub: torch.linalg.eigvalsh(cv.logit_hessian(sub))[:, -1])
+            t_eig = min(t_eig, t_eig2) * p.shape[0] / eig_rows
+        else:
+            t_eig = min(
+                t_eig, timed(lambda sub=sub: torch.linalg.eigvalsh(cv.logit_hessian(sub))[:, -1])[0]
+            )
+        err = float((lam[:eig_rows] - ref).abs().max())
+        note = f"ours {t_ours * 1e3:.0f} ms, eigvalsh {t_eig * 1e3:.0f} ms{' (scaled from 5,000 rows)' if eig_rows < 50_000 else ''}, max err {err:.1e}"
+        row(
+            "impurity",
+            f"C={c} speed-up vs batched eigvalsh",
+            t_ours,
+            t_eig,
+            3.0 if c == 10 else 20.0,
+            note=note,
+        )
+        ROWS[-1]["pass"] = ROWS[-1]["pass"] and err <= 1e-12
+
+
+# ---------------------------------------------------------------------------------- jacobian ---
+def bench_jacobian(x: torch.Tensor) -> None:
+    print("||<J>|| (default 'exact' and 'jvp' vs Algorithm 2 at equal accuracy)", flush=True)
+    cases = (("fcn3", 10, 1000), ("fcn3", 100, 250), ("cnn6", 10, 250))
+    for name, c, n in cases:
+        torch.manual_seed(0)
+        model = build(name, c, (3, 32, 32))
+        inputs = [x[:n]]
+        t_exact, exact = timed(lambda m=model, i=inputs: cv.jacobian_norms(m, i, method="exact"))
+        t_jvp, jvp = timed(
+            lambda m=model, i=inputs: cv.jacobian_norms(m, i, method="jvp", tol=1e-4)
+        )
+        t_alg, alg = timed(
+            lambda m=model, i=inputs: cv.jacobian_norms(
+                m, i, method="algorithm2", tol=1e-4, max_iter=25
+            )
+        )
+        err_alg = abs(alg.spectral - exact.spectral) / exact.spectral
+        err_jvp = abs(jvp.spectral - exact.spectral) / exact.spectral
+        target = 4.0 if c == 10 else 10.0
+        row(
+            "jacobian",
+            f"{name} C={c} n={n}: exact vs algorithm2",
+            t_exact,
+            t_alg,
+            target,
+            note=f"exact {t_exact:.1f}s ({exact.n_passes} passes), alg2 {t_alg:.1f}s ({alg.n_passes} passes, err {err_alg:.1e})",
+        )
+        if err_alg > 1e-3:  # Algorithm 2 stopped (25 steps) before 1e-3: its time is a lower bound
+            ROWS[-1]["note"] += " -- alg2 not within 1e-3 after 25 steps: ratio is a lower bound"
+            print(f"    {ROWS[-1]['note']}", flush=True)
+        row(
+            "jacobian",
+            f"{name} C={c} n={n}: jvp vs algorithm2",
+            t_jvp,
+            t_alg,
+            None,
+            note=f"jvp {t_jvp:.1f}s ({jvp.n_passes} passes, err {err_jvp:.1e}); spectral only",
+        )
+
+
+# ---------------------------------------------------------------------------------- sharpness --
+def _pyhessian_to_accuracy(model, loss_fn, batches, reference, max_iter):
+    """PyHessian with tol 1e-3, 1e-4, 1e-5 until within 1e-3 of the reference: (time, result, tol, ok)."""
+    last = None
+    for tol in (1e-3, 1e-4, 1e-5):
+        t, res = timed(
+            lambda tol=tol: cv.hessian_top_eigenvalue(
+                model, loss_fn, batches, method="pyhessian", tol=tol, max_iter=max_iter
+            )
+        )
+        last = (t, res, tol, abs(res.value - reference) <= 1e-3 * abs(reference))
+        if last[3]:
+            return last
+    return last
+
+
+def _reference(model, loss_fn, batches, seed):
+    return cv.hessian_top_eigenvalue(
+        model,
+        loss_fn,
+        batches,
+        tol=1e-7,
+        max_iter=400,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def bench_sharpness(x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
+    loss_fn = nn.CrossEntropyLoss()
+    print(
+        f"sharpness along an SGD trajectory (fcn3, 1,000-image probe set, {steps} steps, probe every 10)",
+        flush=True,
+    )
+    torch.manual_seed(0)
+    model = build("fcn3", 10, (3, 32, 32))
+    probe = [(x, y)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.04)
+    batch_gen = torch.Generator().manual_seed(1)
+    t_ours = t_pyh = 0.0
+    products = py_products = 0
+    worst = 0.0
+    wrong_sign = failures = 0
+    vector = None
+    cold_ratio = None
+    for step in range(steps + 1):
+        if step % 10 == 0:
+            ref = _reference(model, loss_fn, probe, seed=100 + step).value
+            t, res = timed(
+                lambda v=vector: cv.hessian_top_eigenvalue(model, loss_fn, probe, tol=1e-3, init=v)
+            )
+            if step == 0:
+                cold = (t, res)
+            vector = res.vector
+            t_ours += t
+            products += res.n_products
+            worst = max(worst, abs(res.value - ref) / abs(ref))
+            tp, pres, ptol, ok = _pyhessian_to_accuracy(model, loss_fn, probe, ref, max_iter=300)
+            t_pyh += tp
+            py_products += pres.n_products
+            failures += not ok
+            wrong_sign += (pres.value > 0) != (ref > 0)
+            if step == 0:
+                cold_ratio = (cold[0], tp)
+            print(
+                f"    step {step:4d}: sharpness {ref:9.4f}  ijr {res.value:9.4f} ({res.n_products:2d} HVPs, {t:5.1f}s)  "
+                f"PyHessian {pres.value:9.4f} (tol {ptol:g}, {pres.n_products:3d} HVPs, {tp:5.1f}s{'' if ok else ', NOT within 1e-3'})",
+                flush=True,
+            )
+        if step == steps:
+            break
+        idx = torch.randint(0, x.shape[0], (100,), generator=batch_gen)
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x[idx]), y[idx]).backward()
+        opt.step()
+    row(
+        "sharpness",
+        f"fcn3 trajectory total time ({steps} steps)",
+        t_ours,
+        t_pyh,
+        5.0,
+        note=f"ijr {t_ours:.1f}s/{products} HVPs, PyHessian {t_pyh:.1f}s/{py_products} HVPs; ijr worst rel err {worst:.1e}; PyHessian misses {failures}, wrong sign {wrong_sign}",
+    )
+    ROWS[-1]["pass"] = ROWS[-1]["pass"] and worst <= 1e-3
+    row("sharpness", "fcn3 single cold estimate (step 0)", cold_ratio[0], cold_ratio[1], 1.0)
+
+    print(
+        "sharpness of cnn6 at initialisation (cold; 250-image probe set to fit the time budget)",
+        flush=True,
+    )
+    torch.manual_seed(0)
+    model = build("cnn6", 10, (3, 32, 32))
+    probe = [(x[:250], y[:250])]
+    ref = _reference(model, loss_fn, probe, seed=7).value
+    t, res = timed(lambda: cv.hessian_top_eigenvalue(model, loss_fn, probe, tol=1e-3))
+    tp, pres, ptol, ok = _pyhessian_to_accuracy(model, loss_fn, probe, ref, max_iter=50)
+    print(
+        f"    reference {ref:.4f}  ijr {res.value:.4f} ({res.n_products} HVPs, {t:.1f}s)  PyHessian {pres.value:.4f} "
+        f"(tol {ptol:g}, {pres.n_products} HVPs, {tp:.1f}s{'' if ok else ', NOT within 1e-3'})",
+        flush=True,
+    )
+    row(
+        "sharpness",
+        "cnn6 single cold estimate at init",
+        t,
+        tp,
+        1.0,
+        note=f"ijr err {abs(res.value - ref) / abs(ref):.1e}; PyHessian {'ok' if ok else 'inaccurate'}, sign {'right' if (pres.value > 0) == (ref > 0) else 'WRONG'}",
+    )
+    ROWS[-1]["pass"] = (
+        ROWS[-1]["pass"] and abs(res.value - ref) <= 1e-3 * abs(ref) and res.value > 0 and ref > 0
+    )
+
+
+# ---------------------------------------------------------------------------------- memory -----
+_CHILD = r"""
+import os, resource, sys, torch
+from torch import nn
+import ijr.curvature as cv
+from ijr.models import build
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+what, n, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(0)
+model = build("cnn6", 10, (3, 32, 32))
+x = torch.randn(n, 3, 32, 32); y = torch.randint(0, 10, (n,))
+batches = [(x[i:i + chunk], y[i:i + chunk]) for i in range(0, n, chunk)]
+v = torch.randn(sum(p.numel() for p in model.parameters()))
+loss_fn = nn.CrossEntropyLoss()
+base = rss_mb()
+if what == "train":
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    opt.zero_grad(); loss_fn(model(x[:chunk]), y[:chunk]).backward(); opt.step()
+else:
+    cv.hessian_vector_product(model, loss_fn, batches, v)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base)
+"""
+
+
+def bench_memory() -> None:
+    print("memory (peak RSS growth in fresh processes; cnn6, random CIFAR-shaped data)", flush=True)
+
+    def child(*args: str) -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, check=True
+        )
+        return float(out.stdout.strip().splitlines()[-1])
+
+    train = child("train", "1000", "1000")
+    hvp = child("hvp", "5000", "1000")
+    row(
+        "memory",
+        "HVP 5,000 ex. in 1,000 chunks / train step 1,000",
+        hvp,
+        train,
+        1.5,
+        unit="mem",
+        higher_is_better=False,
+        note=f"HVP +{hvp:.0f} MB, training step +{train:.0f} MB",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="impurity,jacobian,sharpness,memory")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=50,
+        help="SGD steps of the sharpness trajectory (probe every 10)",
+    )
+    parser.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    torch.backends.cudnn.allow_tf32 = False
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}",
+        flush=True,
+    )
+    start = time.perf_counter()
+    if "impurity" in only:
+        bench_impurity()
+    data = cifar_1000(args.archive) if only & {"jacobian", "sharpness"} else None
+    if only & {"jacobian", "sharpness"} and data is None:
+        print(
+            f"SKIP jacobian/sharpness: {args.archive} not found (real CIFAR-10 images are needed)"
+        )
+    if data is not None:
+        x, y = standardise(data[0]), data[1]
+        if "jacobian" in only:
+            bench_jacobian(x)
+        if "sharpness" in only:
+            bench_sharpness(x, y, args.steps)
+    if "memory" in only:
+        bench_memory()
+    total = time.perf_counter() - start
+    print(f"\n{'group':10s} {'case':52s} {'ratio':>8s} {'target':>8s} result")
+    for r in ROWS:
+        target = "" if r["target"] is None else format(r["target"], "g")
+        status = "-" if r["pass"] is None else ("PASS" if r["pass"] else "FAIL")
+        print(f"{r['group']:10s} {r['case']:52s} {r['ratio']:8.2f} {target:>8s} {status}")
+    print(
+        f"total benchmark time {total:.0f} s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"rows": ROWS, "seconds": total}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
