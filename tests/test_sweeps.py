@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from conftest import cli, compose_cfg, run_cli, tiny_overrides
 from ijr.reporting import load_runs
@@ -43,7 +44,12 @@ def test_wandb_offline_run_contains_the_logged_metrics(runs_dir, monkeypatch):
     run_id = (run_dir / "wandb_id").read_text().strip()
     files = list(runs_dir.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb"))
     assert len(files) == 1
+    # the W&B writer is a separate service process: give it time to flush under load
+    deadline = time.time() + 60
     blob = files[0].read_bytes()
+    while b"test/acc" not in blob and time.time() < deadline:
+        time.sleep(0.5)
+        blob = files[0].read_bytes()
     for name in (b"train/loss", b"test/acc", b"optim.lr", b"model.name"):
         assert name in blob
     assert json.dumps(summary["final"]["test/acc"]).encode() in blob
