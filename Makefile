@@ -55,7 +55,7 @@ demo: install ## a short real training run (CIFAR-10 from DATA_ROOT, else the bu
 	$(PY) scripts/demo.py --runs $(RUNS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE))
 
 bench: install ## benchmarks (ratios against the references, measured in the same run)
-	$(PY) scripts/bench/run_all.py
+	$(PY) scripts/bench/bench_training.py; $(PY) scripts/bench/bench_methods.py; $(PY) scripts/bench/bench_curvature.py
 
 table1: install ## Table 1: sweep (SimpleCNN rows; + WRN rows with PROFILE=paper) then results/$(PROFILE)/table1.{md,csv,tex}
 	$(REPRODUCE) table1

@@ -13,11 +13,12 @@ line and PASS/FAIL. Everything runs on the CPU in one process (memory in child p
 * jacobian: ||<J>|| by the default method (``exact``) and by ``jvp`` vs the paper's Algorithm 2
   (``algorithm2``, tol 1e-4, at most 25 steps) at equal accuracy (<= 1e-3 relative error against
   ``exact``; if Algorithm 2 has not got there in 25 steps its time is a lower bound), C = 10 (fcn3
-  on 1,000 images, cnn6 on 250) and C = 100 (fcn3 on 250 images; cnn6 with C = 100 is left out:
+  on 1,000 images, cnn6 on 100) and C = 100 (fcn3 on 250 images; cnn6 with C = 100 is left out:
   Algorithm 2 needs minutes there on two cores).
 * sharpness: SGD on real CIFAR-10 images with the sharpness probed every 10 steps on a fixed
   1,000-image probe set: warm-started Lanczos (tol 1e-3) vs PyHessian ``hessian.eigenvalues()``
-  rerun with tol 1e-3, 1e-4, 1e-5 until it is within 1e-3 of a converged reference (cold Lanczos,
+  rerun with tol 1e-3, 1e-4, 1e-5 until it is within 1e-3 of a converged reference (or has the
+  wrong sign, which no tolerance fixes) (cold Lanczos,
   tol 1e-7) -- the time of the first PyHessian run that is accurate enough is charged, which
   favours PyHessian; plus single cold estimates and the sign of the sharpness on cnn6 at init.
 * memory: peak RSS growth of an HVP over 5,000 examples in 1,000-example chunks vs one SGD
@@ -180,7 +181,7 @@ def bench_impurity() -> None:
 # ---------------------------------------------------------------------------------- jacobian ---
 def bench_jacobian(x: torch.Tensor) -> None:
     print("||<J>|| (default 'exact' and 'jvp' vs Algorithm 2 at equal accuracy)", flush=True)
-    cases = (("fcn3", 10, 1000), ("fcn3", 100, 250), ("cnn6", 10, 250))
+    cases = (("fcn3", 10, 1000), ("fcn3", 100, 250), ("cnn6", 10, 100))
     for name, c, n in cases:
         torch.manual_seed(0)
         model = build(name, c, (3, 32, 32))
@@ -229,7 +230,7 @@ def _pyhessian_to_accuracy(model, loss_fn, batches, reference, max_iter):
             )
         )
         last = (t, res, tol, abs(res.value - reference) <= 1e-3 * abs(reference))
-        if last[3]:
+        if last[3] or (res.value > 0) != (reference > 0):  # a tighter tol cannot fix the sign
             return last
     return last
 
@@ -256,6 +257,10 @@ def bench_sharpness(x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
     probe = [(x, y)]
     opt = torch.optim.SGD(model.parameters(), lr=0.04)
     batch_gen = torch.Generator().manual_seed(1)
+    # warm-up (allocator, first-call costs) outside the timed region, for both methods alike
+    cv.hessian_vector_product(
+        model, loss_fn, probe, torch.ones(sum(p.numel() for p in model.parameters()))
+    )
     t_ours = t_pyh = 0.0
     products = py_products = 0
     worst = 0.0

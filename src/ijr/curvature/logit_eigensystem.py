@@ -144,9 +144,12 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
 
 
 def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
-    top2 = p.topk(2, dim=-1).values
-    p1, p2 = top2[:, 0], top2[:, 1]
-    top_tie = p2 == p1  # lambda^(1) = p_(1) exactly (a tied eigenvalue of diag(p) survives)
+    p1 = p.amax(-1)
+    is_top = p == p1[:, None]
+    top_tie = (
+        is_top.sum(-1) > 1
+    )  # lambda^(1) = p_(1) exactly (a tied eigenvalue of diag(p) survives)
+    p2 = torch.where(top_tie, p1, p.masked_fill(is_top, -1.0).amax(-1))
     single = p2 == 0  # only one non-zero entry: M = (p1 - p1^2) e e^T
     result = torch.where(single, p1 - p1 * p1, p1)
     rows = (~(top_tie | single)).nonzero().squeeze(1)  # rows that need the iteration
@@ -176,12 +179,16 @@ def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
         g = x - p1 + p1sq * s / d
         converged = g.abs() <= 8.0 * _EPS * (x + p1)
         done = int(converged.sum())
-        if done:  # finished rows leave the working set
+        if done == rows.numel():
+            result[rows] = x
+            break
+        compact = 2 * done >= rows.numel()
+        if compact:  # most rows are finished: they leave the working set
             result[rows[converged]] = x[converged]
-            if done == rows.numel():
-                break
             keep = ~converged
-            rows, x, s, psi, dpsi, g, lo, hi = (t_[keep] for t_ in (rows, x, s, psi, dpsi, g, lo, hi))
+            rows, x, s, psi, dpsi, g, lo, hi = (
+                t_[keep] for t_ in (rows, x, s, psi, dpsi, g, lo, hi)
+            )
             p1, p2, p1sq, w2, delta = (t_[keep] for t_ in (p1, p2, p1sq, w2, delta))
             w_below, p_below = w_below[keep], p_below[keep]
         lo = torch.where(g < 0, torch.maximum(lo, x), lo)
@@ -192,7 +199,8 @@ def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
         # c sigma^2 + (T + p1^2 - c Delta) sigma - T Delta = 0 with sigma = lam - p2
         x_new = p2 + _positive_root(c, big_t + p1sq - c * delta, big_t * delta)
         outside = (x_new < lo) | (x_new > hi) | (x_new == x) | ~torch.isfinite(x_new)
-        x = torch.where(outside, 0.5 * (lo + hi), x_new)
+        x_new = torch.where(outside, 0.5 * (lo + hi), x_new)
+        x = x_new if compact or not done else torch.where(converged, x, x_new)
     else:
         raise RuntimeError("impurity: the secular iteration did not converge (please report)")
     return result
