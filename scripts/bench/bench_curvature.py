@@ -10,17 +10,18 @@ line and PASS/FAIL. Everything runs on the CPU in one process (memory in child p
   for 50,000 float64 rows, C = 10 and C = 100 (max error against eigvalsh <= 1e-12). For C = 100
   eigvalsh is timed on 5,000 rows and scaled by 10 (it is linear in the rows; the full run takes
   minutes on two cores).
-* jacobian: ||<J>|| by the default method (``exact``) and by ``jvp`` vs the paper's Algorithm 2
+* jacobian: ||<J>|| by the default method (``jvp``) and by ``exact`` vs the paper's Algorithm 2
   (``algorithm2``, tol 1e-4, at most 25 steps) at equal accuracy (<= 1e-3 relative error against
   ``exact``; if Algorithm 2 has not got there in 25 steps its time is a lower bound), C = 10 (fcn3
   on 1,000 images, cnn6 on 100) and C = 100 (fcn3 on 250 images; cnn6 with C = 100 is left out:
   Algorithm 2 needs minutes there on two cores).
-* sharpness: SGD on real CIFAR-10 images with the sharpness probed every 10 steps on a fixed
-  1,000-image probe set: warm-started Lanczos (tol 1e-3) vs PyHessian ``hessian.eigenvalues()``
-  rerun with tol 1e-3, 1e-4, 1e-5 until it is within 1e-3 of a converged reference (or has the
-  wrong sign, which no tolerance fixes) (cold Lanczos,
-  tol 1e-7) -- the time of the first PyHessian run that is accurate enough is charged, which
-  favours PyHessian; plus single cold estimates and the sign of the sharpness on cnn6 at init.
+* sharpness: 500 SGD steps of fcn3 on real CIFAR-10 images with the sharpness probed every 10
+  steps on a fixed 1,000-image probe set: warm-started Lanczos (tol 1e-3) vs PyHessian
+  ``hessian.eigenvalues()`` run at every probe with tol 1e-3, 1e-4 and 1e-5, each checked against
+  a converged reference (cold Lanczos, tol 1e-7). PyHessian is charged (a) at one fixed tolerance,
+  the loosest that is within 1e-3 at every probe (the target line), and (b) with a per-probe
+  hindsight oracle (informational; see ``bench_sharpness``); plus single cold estimates and the
+  sign of the sharpness on cnn6 at init (cnn6 trajectories are too slow for two CPU cores).
 * memory: peak RSS growth of an HVP over 5,000 examples in 1,000-example chunks vs one SGD
   training step on 1,000 examples (cnn6), each in a fresh child process (``ru_maxrss``).
 
@@ -180,7 +181,7 @@ def bench_impurity() -> None:
 
 # ---------------------------------------------------------------------------------- jacobian ---
 def bench_jacobian(x: torch.Tensor) -> None:
-    print("||<J>|| (default 'exact' and 'jvp' vs Algorithm 2 at equal accuracy)", flush=True)
+    print("||<J>|| (default 'jvp' and 'exact' vs Algorithm 2 at equal accuracy)", flush=True)
     cases = (("fcn3", 10, 1000), ("fcn3", 100, 250), ("cnn6", 10, 100))
     for name, c, n in cases:
         torch.manual_seed(0)
@@ -200,22 +201,23 @@ def bench_jacobian(x: torch.Tensor) -> None:
         target = 4.0 if c == 10 else 10.0
         row(
             "jacobian",
-            f"{name} C={c} n={n}: exact vs algorithm2",
-            t_exact,
+            f"{name} C={c} n={n}: default (jvp) vs algorithm2",
+            t_jvp,
             t_alg,
             target,
-            note=f"exact {t_exact:.1f}s ({exact.n_passes} passes), alg2 {t_alg:.1f}s ({alg.n_passes} passes, err {err_alg:.1e})",
+            note=f"jvp {t_jvp:.2f}s ({jvp.n_passes} passes, err {err_jvp:.1e}), alg2 {t_alg:.2f}s ({alg.n_passes} passes, err {err_alg:.1e})",
         )
+        ROWS[-1]["pass"] = ROWS[-1]["pass"] and err_jvp <= 1e-3
         if err_alg > 1e-3:  # Algorithm 2 stopped (25 steps) before 1e-3: its time is a lower bound
             ROWS[-1]["note"] += " -- alg2 not within 1e-3 after 25 steps: ratio is a lower bound"
             print(f"    {ROWS[-1]['note']}", flush=True)
         row(
             "jacobian",
-            f"{name} C={c} n={n}: jvp vs algorithm2",
-            t_jvp,
+            f"{name} C={c} n={n}: exact vs algorithm2",
+            t_exact,
             t_alg,
             None,
-            note=f"jvp {t_jvp:.1f}s ({jvp.n_passes} passes, err {err_jvp:.1e}); spectral only",
+            note=f"exact {t_exact:.2f}s ({exact.n_passes} passes); all three norms",
         )
 
 
@@ -223,7 +225,7 @@ def bench_jacobian(x: torch.Tensor) -> None:
 def _pyhessian_to_accuracy(model, loss_fn, batches, reference, max_iter):
     """PyHessian with tol 1e-3, 1e-4, 1e-5 until within 1e-3 of the reference: (time, result, tol, ok)."""
     last = None
-    for tol in (1e-3, 1e-4, 1e-5):
+    for tol in PYHESSIAN_TOLS:
         t, res = timed(
             lambda tol=tol: cv.hessian_top_eigenvalue(
                 model, loss_fn, batches, method="pyhessian", tol=tol, max_iter=max_iter
@@ -233,6 +235,9 @@ def _pyhessian_to_accuracy(model, loss_fn, batches, reference, max_iter):
         if last[3] or (res.value > 0) != (reference > 0):  # a tighter tol cannot fix the sign
             return last
     return last
+
+
+PYHESSIAN_TOLS = (1e-3, 1e-4, 1e-5)
 
 
 def _reference(model, loss_fn, batches, seed):
@@ -247,6 +252,12 @@ def _reference(model, loss_fn, batches, seed):
 
 
 def bench_sharpness(x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
+    """fcn3 trajectory: ijr (warm-started Lanczos, tol 1e-3) against PyHessian run at each probe
+    with every tolerance in PYHESSIAN_TOLS. PyHessian is charged two ways: (a) one fixed
+    tolerance for the whole trajectory -- the loosest one that is within 1e-3 of the reference at
+    every probe, as a user who needs 1e-3 everywhere must choose it in advance (ijr also runs one
+    fixed setting); (b) a per-probe oracle -- at each probe the loosest tolerance that happens to
+    be accurate there, known only in hindsight (the most favourable reading for PyHessian)."""
     loss_fn = nn.CrossEntropyLoss()
     print(
         f"sharpness along an SGD trajectory (fcn3, 1,000-image probe set, {steps} steps, probe every 10)",
@@ -261,11 +272,13 @@ def bench_sharpness(x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
     cv.hessian_vector_product(
         model, loss_fn, probe, torch.ones(sum(p.numel() for p in model.parameters()))
     )
-    t_ours = t_pyh = 0.0
-    products = py_products = 0
+    t_ours = 0.0
+    products = 0
     worst = 0.0
-    wrong_sign = failures = 0
     vector = None
+    py = {tol: {"time": 0.0, "products": 0, "misses": 0, "wrong_sign": 0} for tol in PYHESSIAN_TOLS}
+    oracle_time = oracle_products = 0.0
+    oracle_misses = 0
     cold_ratio = None
     for step in range(steps + 1):
         if step % 10 == 0:
@@ -273,22 +286,35 @@ def bench_sharpness(x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
             t, res = timed(
                 lambda v=vector: cv.hessian_top_eigenvalue(model, loss_fn, probe, tol=1e-3, init=v)
             )
-            if step == 0:
-                cold = (t, res)
             vector = res.vector
             t_ours += t
             products += res.n_products
             worst = max(worst, abs(res.value - ref) / abs(ref))
-            tp, pres, ptol, ok = _pyhessian_to_accuracy(model, loss_fn, probe, ref, max_iter=300)
-            t_pyh += tp
-            py_products += pres.n_products
-            failures += not ok
-            wrong_sign += (pres.value > 0) != (ref > 0)
+            oracle = None
+            parts = []
+            for tol in PYHESSIAN_TOLS:
+                tp, pres = timed(
+                    lambda tol=tol: cv.hessian_top_eigenvalue(
+                        model, loss_fn, probe, method="pyhessian", tol=tol, max_iter=300
+                    )
+                )
+                ok = abs(pres.value - ref) <= 1e-3 * abs(ref)
+                entry = py[tol]
+                entry["time"] += tp
+                entry["products"] += pres.n_products
+                entry["misses"] += not ok
+                entry["wrong_sign"] += (pres.value > 0) != (ref > 0)
+                if oracle is None and (ok or tol == PYHESSIAN_TOLS[-1]):
+                    oracle = (tp, pres.n_products, ok)
+                parts.append(f"{tol:g}: {pres.value:8.4f} {pres.n_products:3d}{'' if ok else '*'}")
+            oracle_time += oracle[0]
+            oracle_products += oracle[1]
+            oracle_misses += not oracle[2]
             if step == 0:
-                cold_ratio = (cold[0], tp)
+                cold_ratio = (t, oracle[0])
             print(
-                f"    step {step:4d}: sharpness {ref:9.4f}  ijr {res.value:9.4f} ({res.n_products:2d} HVPs, {t:5.1f}s)  "
-                f"PyHessian {pres.value:9.4f} (tol {ptol:g}, {pres.n_products:3d} HVPs, {tp:5.1f}s{'' if ok else ', NOT within 1e-3'})",
+                f"    step {step:4d}: sharpness {ref:9.4f}  ijr {res.value:9.4f} ({res.n_products:2d} HVPs, {t:4.1f}s)  "
+                f"PyHessian tol {' | '.join(parts)}  (* = not within 1e-3)",
                 flush=True,
             )
         if step == steps:
@@ -297,15 +323,31 @@ def bench_sharpness(x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x[idx]), y[idx]).backward()
         opt.step()
+    accurate = [tol for tol in PYHESSIAN_TOLS if py[tol]["misses"] == 0]
+    fixed = accurate[0] if accurate else PYHESSIAN_TOLS[-1]
+    summary = ", ".join(
+        f"tol {tol:g}: {py[tol]['time']:.1f}s/{py[tol]['products']} HVPs/{py[tol]['misses']} misses"
+        for tol in PYHESSIAN_TOLS
+    )
+    print(f"    PyHessian per tolerance: {summary}", flush=True)
     row(
         "sharpness",
-        f"fcn3 trajectory total time ({steps} steps)",
+        f"fcn3 trajectory vs PyHessian, fixed tol ({steps} steps)",
         t_ours,
-        t_pyh,
+        py[fixed]["time"],
         5.0,
-        note=f"ijr {t_ours:.1f}s/{products} HVPs, PyHessian {t_pyh:.1f}s/{py_products} HVPs; ijr worst rel err {worst:.1e}; PyHessian misses {failures}, wrong sign {wrong_sign}",
+        note=f"ijr {t_ours:.1f}s/{products} HVPs, worst rel err {worst:.1e}; PyHessian tol {fixed:g}: "
+        f"{py[fixed]['time']:.1f}s/{py[fixed]['products']} HVPs, misses {py[fixed]['misses']}",
     )
-    ROWS[-1]["pass"] = ROWS[-1]["pass"] and worst <= 1e-3
+    ROWS[-1]["pass"] = ROWS[-1]["pass"] and worst <= 1e-3 and py[fixed]["misses"] == 0
+    row(
+        "sharpness",
+        f"fcn3 trajectory vs PyHessian, per-probe oracle tol ({steps} steps)",
+        t_ours,
+        oracle_time,
+        None,
+        note=f"PyHessian {oracle_time:.1f}s/{oracle_products:.0f} HVPs (loosest accurate tol per probe, known only in hindsight; misses {oracle_misses})",
+    )
     row("sharpness", "fcn3 single cold estimate (step 0)", cold_ratio[0], cold_ratio[1], 1.0)
 
     print(
@@ -391,8 +433,8 @@ def main() -> None:
     parser.add_argument(
         "--steps",
         type=int,
-        default=50,
-        help="SGD steps of the sharpness trajectory (probe every 10)",
+        default=500,
+        help="SGD steps of the sharpness trajectory (probe every 10; the issue's 500 by default)",
     )
     parser.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")

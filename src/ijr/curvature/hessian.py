@@ -95,7 +95,7 @@ class LossHessian:
 
     def __call__(self, vector: torch.Tensor) -> torch.Tensor:
         pieces = unflatten(vector, self.leaves)
-        total = torch.zeros_like(vector)
+        total = None
         for k in range(len(self.batches)):
             grads = self._graphs[k] if self._graphs is not None else self._gradient_graph(k)
             used = [(g, v) for g, v in zip(grads, pieces, strict=True) if g is not None]
@@ -109,8 +109,8 @@ class LossHessian:
                 allow_unused=True,
                 materialize_grads=True,
             )
-            total += flatten(hv)
-        return total
+            total = flatten(hv) if total is None else total.add_(flatten(hv))
+        return torch.zeros_like(vector) if total is None else total
 
 
 class GaussNewton:

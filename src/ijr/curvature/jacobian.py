@@ -10,13 +10,14 @@ Jacobian of the softmaxed model (paper 002).
 ``jacobian_norms`` returns ||<J>|| (spectral), ||<J>||_F and ||<J> 1/sqrt(C)|| (the "<J>1-hat" of
 Appendices G-H) by one of three methods:
 
-* ``"exact"`` (default): the C columns <J> e_c by C reverse passes through one forward graph
-  per chunk, then the C x C Gram <J>^T <J>: its largest eigenvalue, trace and 1^T K 1 / C give the
-  three norms exactly. Measured the fastest way to get all three (scripts/bench); it holds the
-  C x m columns in memory (C = 100, m = 36.5M for WRN-28-10 in float32: 14.6 GB -- use ``jvp``).
-* ``"jvp"``: Lanczos on the C x C Gram K = <J>^T <J> with K u = <J>^T(<J> u) (one VJP + one JVP
-  per step); gives the spectral norm and ``ones`` (one extra VJP); ``frobenius`` is None (it
-  needs all C columns).
+* ``"jvp"`` (default, as DESIGN.md's API fixes it): Lanczos on the C x C Gram K = <J>^T <J> with
+  K u = <J>^T(<J> u) (one VJP + one JVP per step); gives the spectral norm and ``ones`` (one extra
+  VJP); ``frobenius`` is None (it needs all C columns). Its cost per step does not grow with C:
+  for C = 100 it is the fastest way to ||<J>|| (scripts/bench/bench_curvature.py).
+* ``"exact"``: the C columns <J> e_c by C reverse passes through one forward graph per chunk,
+  then the C x C Gram <J>^T <J>: its largest eigenvalue, trace and 1^T K 1 / C give the three
+  norms exactly (the probes use it, since they log all three). It holds the C x m columns in
+  memory (C = 100, m = 36.5M for WRN-28-10 in float32: 14.6 GB -- use ``jvp`` there).
 * ``"algorithm2"``: the paper's Algorithm 2 (Appendix E.5), power iteration with C+1 scalar
   differentiations per step, kept as the reference; it also yields the Frobenius and ``ones``
   norms from the C gradients it computes anyway.
@@ -157,7 +158,7 @@ class MeanLogitJacobian:
 def jacobian_norms(
     model: nn.Module,
     inputs: Any,
-    method: str = "exact",
+    method: str = "jvp",
     tol: float = 1e-3,
     max_iter: int = 100,
     generator: torch.Generator | None = None,
@@ -171,7 +172,8 @@ def jacobian_norms(
         model: the network (mode chosen by the caller; left untouched).
         inputs: a tensor, a list of input chunks, or (inputs, targets) chunks (targets unused);
             <.> is the mean over all examples of all chunks.
-        method: ``"exact"``, ``"jvp"`` or ``"algorithm2"`` (see the module docstring).
+        method: ``"jvp"`` (default; ``frobenius`` is None), ``"exact"`` or ``"algorithm2"``
+            (see the module docstring).
         tol: relative tolerance of the iterative methods (on ||<J>||^2 for ``jvp``, on ||<J>||
             for ``algorithm2``).
         max_iter: iteration cap of the iterative methods.
