@@ -51,7 +51,7 @@ format: install ## ruff format + fixes
 	$(VENV)/bin/ruff format src tests scripts
 	$(VENV)/bin/ruff check --fix src tests scripts
 
-demo: install ## a short real training run (CIFAR-10 from DATA_ROOT, else the bundled digits)
+demo: install ## the tour: quick Figures 1, 2, 4 and a Table 1 slice (CIFAR-10 from DATA_ROOT, else digits; ~15 min CPU)
 	$(PY) scripts/demo.py --runs $(RUNS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE))
 
 bench: install ## benchmarks (ratios against the references, measured in the same run)

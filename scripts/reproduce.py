@@ -94,15 +94,8 @@ def run(cmd: list[str]) -> int:
     return subprocess.call(cmd, cwd=REPO)
 
 
-def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
-    always, paper_only, reports = TARGETS[target]
-    experiments = always + (paper_only if args.profile == "paper" else [])
-    if not experiments:
-        print(
-            f"reproduce: {target} has no {args.profile}-profile version (GPU scale); use PROFILE=paper",
-            file=sys.stderr,
-        )
-        return 2
+def launch(experiments: list[str], args: argparse.Namespace, extra: list[str]) -> int:
+    """One Hydra multirun per experiment (each carries its own sweep); the number that failed."""
     common = [
         f"profile={args.profile}",
         f"hydra/launcher={args.launcher}",
@@ -112,29 +105,36 @@ def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
     ]
     if args.archive:
         common.append(f"data.archive={args.archive}")
-    failed = 0
-    for exp in experiments:
-        failed += run([str(BIN / "ijr-train"), "-m", f"experiment={exp}", *common, *extra]) != 0
+    return sum(
+        run([str(BIN / "ijr-train"), "-m", f"experiment={exp}", *common, *extra]) != 0
+        for exp in experiments
+    )
+
+
+def report(target: str, args: argparse.Namespace, extra_report_args: list[str] = ()) -> int:
+    """``ijr-report`` for every report of ``target``, into <results>/<profile>/; failures."""
     out_dir = Path(args.results) / args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    for report, stem, folder, report_args in reports:
+    failed = 0
+    for name, stem, folder, report_args in TARGETS[target][2]:
         runs = Path(args.runs) / folder if folder else Path(args.runs)
-        failed += (
-            run(
-                [
-                    str(BIN / "ijr-report"),
-                    report,
-                    "--runs",
-                    str(runs),
-                    "--out",
-                    str(out_dir / stem),
-                    "--profile",
-                    args.profile,
-                    *report_args,
-                ]
-            )
-            != 0
+        cmd = [str(BIN / "ijr-report"), name, "--runs", str(runs), "--out", str(out_dir / stem)]
+        cmd += ["--profile", args.profile, *report_args, *extra_report_args]
+        failed += run(cmd) != 0
+    return failed
+
+
+def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
+    always, paper_only, _ = TARGETS[target]
+    experiments = always + (paper_only if args.profile == "paper" else [])
+    if not experiments:
+        print(
+            f"reproduce: {target} has no {args.profile}-profile version (GPU scale); use PROFILE=paper",
+            file=sys.stderr,
         )
+        return 2
+    failed = launch(experiments, args, extra)
+    failed += report(target, args)
     return 1 if failed else 0
 
 
