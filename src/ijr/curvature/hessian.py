@@ -63,8 +63,10 @@ from .solvers import EigenResult, lanczos_top, power_top
 METHODS = ("lanczos", "power", "pyhessian")
 
 
-class LossHessian:
-    """v -> H v for the mean loss over ``batches`` at the model's current parameters."""
+class _ChunkedOperator:
+    """Shared state of the chunked operators: the probe set cast to the compute dtype, the weight
+    n_k / N of each chunk, fresh autograd leaves holding theta, and whether graphs are kept
+    between products (default: only for a single chunk)."""
 
     def __init__(
         self,
@@ -79,6 +81,19 @@ class LossHessian:
         self.weights = chunk_weights([x.shape[0] for x, _ in self.batches])
         self.keep_graphs = len(self.batches) == 1 if keep_graphs is None else bool(keep_graphs)
         self.leaves = fm.leaves()
+
+
+class LossHessian(_ChunkedOperator):
+    """v -> H v for the mean loss over ``batches`` at the model's current parameters."""
+
+    def __init__(
+        self,
+        fm: FunctionalModel,
+        loss_fn: LossFn,
+        batches: Sequence[Batch],
+        keep_graphs: bool | None = None,
+    ):
+        super().__init__(fm, loss_fn, batches, keep_graphs)
         self._graphs: list[list[torch.Tensor | None]] | None = None
         if self.keep_graphs:
             self._graphs = [self._gradient_graph(k) for k in range(len(self.batches))]
@@ -113,7 +128,7 @@ class LossHessian:
         return torch.zeros_like(vector) if total is None else total
 
 
-class GaussNewton:
+class GaussNewton(_ChunkedOperator):
     """v -> G v = sum_k (n_k/N) J_k^T M_k J_k v (eq. 9) at the model's current parameters."""
 
     def __init__(
@@ -123,12 +138,7 @@ class GaussNewton:
         batches: Sequence[Batch],
         keep_graphs: bool | None = None,
     ):
-        self.fm = fm
-        self.loss_fn = loss_fn
-        self.batches = fm.cast_batches(batches)
-        self.weights = chunk_weights([x.shape[0] for x, _ in self.batches])
-        self.keep_graphs = len(self.batches) == 1 if keep_graphs is None else bool(keep_graphs)
-        self.leaves = fm.leaves()
+        super().__init__(fm, loss_fn, batches, keep_graphs)
         self._outputs = (
             [self._forward(k) for k in range(len(self.batches))] if self.keep_graphs else None
         )
