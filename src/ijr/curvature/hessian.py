@@ -81,24 +81,24 @@ class _ChunkedOperator:
         self.weights = chunk_weights([x.shape[0] for x, _ in self.batches])
         self.keep_graphs = len(self.batches) == 1 if keep_graphs is None else bool(keep_graphs)
         self.leaves = fm.leaves()
+        self._kept = (
+            [self._build(k) for k in range(len(self.batches))] if self.keep_graphs else None
+        )
+
+    def _build(self, k: int) -> Any:
+        """The graph of chunk k that every product differentiates through (subclass)."""
+        raise NotImplementedError
+
+    def _graph(self, k: int) -> Any:
+        """Chunk k's graph: the kept one, or built afresh (freed after its product)."""
+        return self._kept[k] if self._kept is not None else self._build(k)
 
 
 class LossHessian(_ChunkedOperator):
     """v -> H v for the mean loss over ``batches`` at the model's current parameters."""
 
-    def __init__(
-        self,
-        fm: FunctionalModel,
-        loss_fn: LossFn,
-        batches: Sequence[Batch],
-        keep_graphs: bool | None = None,
-    ):
-        super().__init__(fm, loss_fn, batches, keep_graphs)
-        self._graphs: list[list[torch.Tensor | None]] | None = None
-        if self.keep_graphs:
-            self._graphs = [self._gradient_graph(k) for k in range(len(self.batches))]
-
-    def _gradient_graph(self, k: int) -> list[torch.Tensor | None]:
+    def _build(self, k: int) -> list[torch.Tensor | None]:
+        """grad L_k with its graph (create_graph=True): the HVP differentiates through it."""
         x, y = self.batches[k]
         loss = self.weights[k] * self.loss_fn(self.fm.forward(self.leaves, x, chunk=k), y)
         if loss.ndim != 0:
@@ -112,7 +112,7 @@ class LossHessian(_ChunkedOperator):
         pieces = unflatten(vector, self.leaves)
         total = None
         for k in range(len(self.batches)):
-            grads = self._graphs[k] if self._graphs is not None else self._gradient_graph(k)
+            grads = self._graph(k)
             used = [(g, v) for g, v in zip(grads, pieces, strict=True) if g is not None]
             if not used:
                 continue
@@ -120,7 +120,7 @@ class LossHessian(_ChunkedOperator):
                 [g for g, _ in used],
                 self.leaves,
                 grad_outputs=[v for _, v in used],
-                retain_graph=self._graphs is not None,
+                retain_graph=self._kept is not None,
                 allow_unused=True,
                 materialize_grads=True,
             )
@@ -131,19 +131,8 @@ class LossHessian(_ChunkedOperator):
 class GaussNewton(_ChunkedOperator):
     """v -> G v = sum_k (n_k/N) J_k^T M_k J_k v (eq. 9) at the model's current parameters."""
 
-    def __init__(
-        self,
-        fm: FunctionalModel,
-        loss_fn: LossFn,
-        batches: Sequence[Batch],
-        keep_graphs: bool | None = None,
-    ):
-        super().__init__(fm, loss_fn, batches, keep_graphs)
-        self._outputs = (
-            [self._forward(k) for k in range(len(self.batches))] if self.keep_graphs else None
-        )
-
-    def _forward(self, k: int) -> torch.Tensor:
+    def _build(self, k: int) -> torch.Tensor:
+        """The logits of chunk k with their graph (J_k^T u is one backward through it)."""
         return self.fm.forward(self.leaves, self.batches[k][0], chunk=k)
 
     def _logit_hessian_product(self, k: int, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -170,13 +159,13 @@ class GaussNewton(_ChunkedOperator):
             _, jv = torch.func.jvp(
                 lambda *ps, x=x, k=k: self.fm.forward(list(ps), x, chunk=k), primals, tangents
             )
-            logits = self._outputs[k] if self._outputs is not None else self._forward(k)
+            logits = self._graph(k)
             mjv = self._logit_hessian_product(k, logits, jv)
             grads = torch.autograd.grad(
                 logits,
                 self.leaves,
                 grad_outputs=mjv,
-                retain_graph=self._outputs is not None,
+                retain_graph=self._kept is not None,
                 allow_unused=True,
                 materialize_grads=True,
             )
