@@ -182,6 +182,30 @@ def test_arp_stability_threshold_and_fallback_when_rho_b_missing():
     assert fallback.markers["arp_start_threshold_kind"] == FALLBACK_KIND
 
 
+def test_arp_does_not_end_before_the_impurity_has_reached_the_level():
+    """Figure 5 marks the end where <lambda^(1)> DEcreases below 0.25: an impurity that starts at
+    ~1/C and never reaches 0.25 ends nothing (found on a quick-profile Figure 5 run, where every
+    ARP 'ended' one probe after it started)."""
+    low = [
+        (0, dict(sharpness=1.0, stability_threshold=20.0, impurity_mean=0.11)),
+        (10, dict(sharpness=25.0, stability_threshold=20.0, impurity_mean=0.15)),
+        (20, dict(sharpness=22.0, stability_threshold=20.0, impurity_mean=0.22)),
+        (30, dict(sharpness=21.0, stability_threshold=20.0, impurity_mean=0.20)),
+    ]
+    tracker = ARPTracker(threshold="stability", reach_fraction=1.0, impurity_level=0.25)
+    assert _feed(tracker, low) == [1, 2, 2, 2]
+    assert tracker.markers["arp_end_step"] is None
+    # the impurity then rises above the level and falls back below it: the ARP ends there
+    later = [
+        (40, dict(impurity_mean=0.31, jacobian_norm_sq=5.0)),
+        (50, dict(impurity_mean=0.26, jacobian_norm_sq=6.0)),
+        (60, dict(impurity_mean=0.24, jacobian_norm_sq=7.0)),
+    ]
+    assert _feed(tracker, later) == [2, 2, 3]
+    assert tracker.markers["arp_end_step"] == 60
+    assert tracker.markers["arp_end_jacobian_norm_sq"] == 7.0
+
+
 def test_arp_state_round_trip_and_order():
     tracker = ARPTracker(threshold="stability", reach_fraction=0.5)
     tracker.update(0, sharpness=11.0, stability_threshold=20.0, impurity_mean=0.5)

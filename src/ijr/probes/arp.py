@@ -5,8 +5,12 @@ series of probe measurements — pure Python, no Lightning, so it is testable on
   ``sharpness >= reach_fraction * threshold``.
 * **Phase II, the Active Regularization Period (ARP)** — from the first probe where it does.
 * **Phase III** — from the first LATER probe (step > the ARP start) where the mean impurity
-  ``<lambda^(1)>`` is below ``impurity_level`` (0.25 in Figure 5: "we arbitrarily mark the end of
-  the ARP when <lambda^(1)> decreases below a certain value"). Phases never go back.
+  ``<lambda^(1)>`` is below ``impurity_level`` after having been at or above it at some earlier
+  probe (0.25 in Figure 5: "we arbitrarily mark the end of the ARP when <lambda^(1)> decreases
+  below a certain value"). A run whose impurity never reached the level has no phase III: it
+  cannot *decrease* below it (at initialisation <lambda^(1)> is about 1/C, below 0.25 for C = 10,
+  so without this condition every ARP would end one probe after it starts). Phases never go
+  back.
 
 The threshold is, with ``threshold="sgd"``, the SGD threshold ``2 rho_B / eta`` of
 Proposition 5.2, and with ``threshold="stability"`` the edge of stability ``2 / eta`` (Cohen et
@@ -69,6 +73,7 @@ class ARPTracker:
         self.impurity_level = float(impurity_level)
         self.phase = 1
         self.last_step: int | None = None
+        self.impurity_reached_level = False  # <lambda^(1)> >= impurity_level at some probe
         self.markers: dict[str, float | int | str | None] = {
             "arp_start_step": None,
             "arp_start_sharpness": None,
@@ -118,6 +123,8 @@ class ARPTracker:
         jacobian_norm_sq = _number_or_none(jacobian_norm_sq)
         stability_threshold = _number_or_none(stability_threshold)
         sgd_threshold = _number_or_none(sgd_threshold)
+        if impurity_mean is not None and impurity_mean >= self.impurity_level:
+            self.impurity_reached_level = True
         if self.phase == 1 and sharpness is not None:
             threshold, kind = self.threshold_at(stability_threshold, sgd_threshold)
             if threshold is not None and sharpness >= self.reach_fraction * threshold:
@@ -132,6 +139,7 @@ class ARPTracker:
         if (
             self.phase == 2
             and step > int(self.markers["arp_start_step"])  # type: ignore[arg-type]
+            and self.impurity_reached_level
             and impurity_mean is not None
             and impurity_mean < self.impurity_level
         ):
@@ -145,12 +153,18 @@ class ARPTracker:
 
     # checkpointing (plain Python values only)
     def state_dict(self) -> dict:
-        return {"phase": self.phase, "last_step": self.last_step, "markers": dict(self.markers)}
+        return {
+            "phase": self.phase,
+            "last_step": self.last_step,
+            "markers": dict(self.markers),
+            "impurity_reached_level": self.impurity_reached_level,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.phase = int(state["phase"])
         self.last_step = state["last_step"]
         self.markers = dict(state["markers"])
+        self.impurity_reached_level = bool(state.get("impurity_reached_level", False))
 
 
 __all__ = ["ARPTracker", "FALLBACK_KIND", "THRESHOLD_KINDS"]
