@@ -610,3 +610,68 @@ def test_build_callbacks_rejects_bad_probe_settings(runs_dir):
 
     with pytest.raises(ValueError, match="probes.size"):
         train(compose_cfg(*tiny_overrides(runs_dir, "probes=basic", "probes.size=100000")))
+
+
+# ------------------------------------------------------------------------------ rho_B sets
+def _probes_for(runs_dir, *extra):
+    from ijr.probes.callback import CurvatureProbes
+    from ijr.train import apply_profile, resolve_data_cap
+
+    cfg = apply_profile(compose_cfg(*tiny_overrides(runs_dir, "probes=all", *extra)))
+    dm = resolve_data_cap(cfg)
+    probes = CurvatureProbes(parse_probe_config(cfg.probes), dm, runs_dir)
+    chunk = probes.config.physical_batch_size or dm.physical_batch_size
+    probes.batches = dm.probe_batches(probes.size, chunk, probes.config.seed)
+    return probes, dm
+
+
+def _rows(x):
+    return {tuple(r.tolist()) for r in x.reshape(x.shape[0], -1)}
+
+
+def test_rho_b_reference_is_the_whole_training_set_and_minibatches_come_from_it(runs_dir):
+    probes, dm = _probes_for(runs_dir, "probes.size=16", "probes.rho_b_batches=3")
+    assert probes.size < dm.batch_size == 64  # the case that gave rho_B > 1 before
+    reference, mini = probes._rho_b_sets(step=40, device=torch.device("cpu"))
+    assert torch.equal(torch.cat([x for x, _ in reference]), dm.train_x)
+    assert torch.equal(torch.cat([y for _, y in reference]), dm.train_y)
+    train_rows, probe_rows = _rows(dm.train_x), _rows(torch.cat([x for x, _ in probes.batches]))
+    assert len(mini) == 3
+    for x, y in mini:
+        assert x.shape[0] == y.shape[0] == 64
+        assert len(_rows(x)) == 64 and _rows(x) <= train_rows  # without replacement, from train
+    assert not all(_rows(x) <= probe_rows for x, _ in mini)
+    again = probes._rho_b_sets(step=40, device=torch.device("cpu"))[1]
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(mini, again, strict=True))  # seeded
+
+
+def test_rho_b_on_the_probe_set_draws_from_it_and_needs_it_larger_than_b(runs_dir):
+    probes, dm = _probes_for(
+        runs_dir, "probes.size=200", "probes.rho_b_batches=2", "probes.rho_b_population=probe_set"
+    )
+    reference, mini = probes._rho_b_sets(step=0, device=torch.device("cpu"))
+    assert reference is probes.batches
+    probe_rows = _rows(torch.cat([x for x, _ in probes.batches]))
+    assert all(x.shape[0] == 64 and _rows(x) <= probe_rows for x, _ in mini)
+    with pytest.raises(ValueError, match=r"rho_b_population=probe_set .*=64 .* 16 examples"):
+        _probes_for(runs_dir, "probes.size=16", "probes.rho_b_population=probe_set")
+    with pytest.raises(ValueError, match="probes.rho_b_population must be one of train, probe_set"):
+        _probes_for(runs_dir, "probes.rho_b_population=test")
+
+
+def test_rho_b_with_the_whole_set_as_reference_is_at_most_one_on_average():
+    """E||<g>_B||^2 >= ||<g>||^2 when both come from one set; a small probe set as the reference
+    with mini-batches from a larger set breaks that (the bug this population setting fixes)."""
+    from ijr import curvature as cv
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(256, 6), torch.randint(0, 3, (256,))
+    gen = torch.Generator().manual_seed(1)
+    mini = [torch.randperm(256, generator=gen)[:32] for _ in range(400)]
+    whole = cv.rho_b(model, torch.nn.functional.cross_entropy, [(x, y)], mini)
+    assert whole.value <= 1.0
+    small = cv.rho_b(
+        model, torch.nn.functional.cross_entropy, [(x[:8], y[:8])], [(x[i], y[i]) for i in mini]
+    )
+    assert small.value > whole.value

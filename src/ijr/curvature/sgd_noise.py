@@ -34,7 +34,7 @@ class RhoB(float):
     """rho_B of Proposition 5.2 -- a float -- carrying its two ingredients.
 
     Attributes:
-        full_grad_norm_sq: ||<g>||^2 over the probe set.
+        full_grad_norm_sq: ||<g>||^2 over ``batches``.
         mean_minibatch_grad_norm_sq: the Monte-Carlo estimate of E||<g>_B||^2.
         minibatch_grad_norm_sq_sem: its standard error (NaN for a single mini-batch).
         num_minibatches: K, the number of mini-batches averaged.
@@ -101,7 +101,10 @@ def rho_b(
 
     Args:
         model, loss_fn: as for :func:`ijr.curvature.hessian_top_eigenvalue` (chunk-mean loss).
-        batches: the probe set as (inputs, targets) chunks; <g> is the gradient of its mean loss.
+        batches: the set as (inputs, targets) chunks; <g> is the gradient of its mean loss. The
+            mini-batches must be drawn from this same set: with <g> over a set smaller than B
+            and mini-batches from a larger one, ||<g>||^2 carries more sampling noise than
+            E||<g>_B||^2 and the ratio can exceed 1.
         minibatches: the mini-batches of the expectation, one of
             * a list of (inputs, targets) mini-batches (used as given);
             * a list of 1-D index tensors into the probe set (examples numbered across chunks);

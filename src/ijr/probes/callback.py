@@ -69,6 +69,18 @@ class CurvatureProbes(pl.Callback):
         self.size = resolve_probe_size(
             config.size, dm.train_size
         )  # fails early on a bad probes.size
+        if (
+            config.enabled
+            and "rho_b" in config.expensive
+            and config.rho_b_population == "probe_set"
+            and not dm.is_full_batch
+            and self.size <= dm.batch_size
+        ):
+            raise ValueError(
+                f"probes.rho_b_population=probe_set draws mini-batches of data.batch_size={dm.batch_size} "
+                f"from the probe set of {self.size} examples; it needs more examples than that "
+                "(raise probes.size or use probes.rho_b_population=train)"
+            )
         self.examples_csv = (
             ProbeExamplesCSV(self.run_dir / FILE_NAME) if config.track_examples else None
         )
@@ -196,23 +208,39 @@ class CurvatureProbes(pl.Callback):
                 trainer, pl_module, step, expensive=final or self.schedule.is_expensive_step(step)
             )
 
-    def _rho_b_batches(self, step: int, device: torch.device) -> list:
-        """K mini-batches of the training batch size, drawn without replacement within a batch
-        from the (unaugmented) training set with a generator seeded by (probes.seed, step)."""
+    def _rho_b_sets(self, step: int, device: torch.device) -> tuple[list, list]:
+        """(reference, mini-batches) for rho_B = ||<g>||^2 / E||<g>_B||^2 (Proposition 5.2):
+        ``<g>`` is the mean gradient over the reference set and the K mini-batches of the
+        training batch size are drawn from that same set, each without replacement, with a
+        generator seeded by (probes.seed, step). ``probes.rho_b_population`` picks the set:
+        ``train`` — the whole (unaugmented) training set, in physical chunks, as the proposition
+        defines it; ``probe_set`` — the probe set (cheaper; rho_B of the probe set taken as the
+        dataset, which over-estimates rho_B unless the probe set is much larger than B).
+
+        Both must come from one set: with <g> over a probe set smaller than B and the mini-batches
+        from the training set, ||<g>||^2 carries more sampling noise than E||<g>_B||^2 and the
+        ratio exceeds 1 (measured: up to 3.1 with 100 probe examples and B = 128)."""
         gen = torch.Generator(device="cpu").manual_seed(
             derive_seed("probes.rho_b", self.config.seed, step)
         )
-        n, b = self.dm.train_size, self.dm.batch_size
-        out = []
+        b = self.dm.batch_size
+        if self.config.rho_b_population == "train":
+            x, y = self.dm.train_x, self.dm.train_y
+            chunk = self.config.physical_batch_size or self.dm.physical_batch_size
+            reference = [
+                (x[i : i + chunk].to(device), y[i : i + chunk].to(device))
+                for i in range(0, x.shape[0], chunk)
+            ]
+        else:
+            assert self.batches is not None
+            reference = self.batches
+            x = torch.cat([bx for bx, _ in self.batches])
+            y = torch.cat([by for _, by in self.batches])
+        mini = []
         for _ in range(self.config.rho_b_batches):
-            idx = torch.randperm(n, generator=gen)[:b].to(self.dm.train_x.device)
-            out.append(
-                (
-                    self.dm.train_x.index_select(0, idx).to(device),
-                    self.dm.train_y.index_select(0, idx).to(device),
-                )
-            )
-        return out
+            idx = torch.randperm(x.shape[0], generator=gen)[:b].to(x.device)
+            mini.append((x.index_select(0, idx).to(device), y.index_select(0, idx).to(device)))
+        return reference, mini
 
     def _measure(self, trainer, pl_module, step: int, *, expensive: bool) -> None:
         assert self.measurer is not None and self.batches is not None
@@ -221,6 +249,9 @@ class CurvatureProbes(pl.Callback):
         lr = current_lr(pl_module)
         gen = torch.Generator(device="cpu").manual_seed(derive_seed("probes", cfg.seed, step))
         want_rho = expensive and "rho_b" in cfg.expensive and not self.dm.is_full_batch
+        rho_reference, rho_minibatches = (
+            self._rho_b_sets(step, pl_module.device) if want_rho else (None, None)
+        )
         want_gap = expensive and "gen_gap" in cfg.expensive
         result = self.measurer.measure(
             pl_module.model,
@@ -230,7 +261,8 @@ class CurvatureProbes(pl.Callback):
             expensive=expensive,
             state=self.state,
             generator=gen,
-            rho_b_batches=self._rho_b_batches(step, pl_module.device) if want_rho else None,
+            rho_b_batches=rho_minibatches,
+            rho_b_reference=rho_reference,
             full_batch=bool(self.dm.is_full_batch),
             evaluate=pl_module.evaluate if want_gap else None,
             test_batches=self.dm.eval_batches(

@@ -20,6 +20,7 @@ BN_MODES = ("train", "eval")
 DTYPES = ("float32", "float64")
 EIGEN_METHODS = ("lanczos", "power")
 THRESHOLDS = ("sgd", "stability")
+RHO_B_POPULATIONS = ("train", "probe_set")
 
 
 @dataclass
@@ -68,6 +69,7 @@ class ProbeConfig:
     sharpness: EigenConfig = field(default_factory=EigenConfig)
     jacobian: JacobianConfig = field(default_factory=JacobianConfig)
     rho_b_batches: int = 8
+    rho_b_population: str = "train"
     track_examples: int = 0
     arp: ARPConfig = field(default_factory=ARPConfig)
 
@@ -206,6 +208,9 @@ def parse_probe_config(node: Any) -> ProbeConfig:
             f"probes.jacobian.method must be a method name, got {pc.jacobian.method!r}"
         )
     pc.rho_b_batches = _int("rho_b_batches", raw.get("rho_b_batches", pc.rho_b_batches), 0)  # type: ignore[assignment]
+    pc.rho_b_population = _choice(
+        "rho_b_population", raw.get("rho_b_population", pc.rho_b_population), RHO_B_POPULATIONS
+    )
     pc.track_examples = _int("track_examples", raw.get("track_examples", pc.track_examples), 0)  # type: ignore[assignment]
 
     arp = _plain(raw.get("arp") or {}, "probes.arp")

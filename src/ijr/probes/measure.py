@@ -24,7 +24,9 @@ Metric groups and what they log (``probe/`` prefix omitted):
   ``lambda_hat`` = sharpness / ||<J>||^2, plus solver diagnostics ``sharpness_products``,
   ``sharpness_residual``, ``sharpness_converged``;
 * ``gauss_newton``: ``sharpness_gn`` (top eigenvalue of G = <J M J^T>);
-* ``rho_b``: ``rho_b`` and ``sgd_threshold`` = 2 rho_B / eta (Proposition 5.2);
+* ``rho_b``: ``rho_b`` and ``sgd_threshold`` = 2 rho_B / eta (Proposition 5.2); <g> is the mean
+  gradient over ``rho_b_reference`` (the set the mini-batches ``rho_b_batches`` are drawn from;
+  default the probe set);
 * ``io_jacobian``: ``io_jacobian_max`` — max over the probe set of the spectral norm of the
   input-output Jacobian d softmax(f(x)) / dx;
 * ``gen_gap``: ``gen_gap`` = accuracy on the probe set (training data) - accuracy on the test
@@ -177,6 +179,7 @@ class ProbeMeasurer:
         state: ProbeState,
         generator: torch.Generator,
         rho_b_batches: Sequence[Batch] | None = None,
+        rho_b_reference: Sequence[Batch] | None = None,
         full_batch: bool = False,
         evaluate=None,
         test_batches: Sequence[Batch] | None = None,
@@ -268,7 +271,12 @@ class ProbeMeasurer:
                     rho = 1.0  # B = N: the mini-batch gradient is the full gradient (rho_B = 1 exactly)
                 else:
                     minibatches = _cast_batches(rho_b_batches or [], self.dtype, device)
-                    rho = float(curvature.rho_b(measured, loss_fn, batches, minibatches))
+                    reference = (
+                        batches
+                        if rho_b_reference is None
+                        else _cast_batches(rho_b_reference, self.dtype, device)
+                    )
+                    rho = float(curvature.rho_b(measured, loss_fn, reference, minibatches))
                 m["probe/rho_b"] = rho
                 m["probe/sgd_threshold"] = float(curvature.sgd_threshold(rho, lr))
         if expensive and "io_jacobian" in cfg.expensive and not one_output:
