@@ -315,3 +315,34 @@ def test_settings_of_probes_that_do_not_run_leave_the_run_key_alone(runs_dir):
     assert compute_run_key(base) == compute_run_key(other)
     on = compose_cfg(*tiny_overrides(runs_dir, "probes=basic"))
     assert compute_run_key(on) != compute_run_key(base)
+
+
+@pytest.mark.parametrize(
+    "size, cap, train_size, expected",
+    [
+        (0.05, 256, 2000, 256),  # the paper's fraction -> the quick profile's count
+        (None, 256, 2000, 256),  # the whole set -> the count
+        (1000, 256, 2000, 256),  # a count is capped
+        (64, 256, 2000, 64),  # a smaller count is kept
+        (0.05, 256, 150, 150),  # never more than the training set
+        (0.05, None, 2000, 0.05),  # profile=paper: as configured
+    ],
+)
+def test_profile_probe_size_replaces_fractions_and_caps_counts(size, cap, train_size, expected):
+    from omegaconf import OmegaConf
+
+    from ijr.train import apply_probe_size
+
+    cfg = OmegaConf.create({"profile": {"probe_size": cap}, "probes": {"size": size}})
+    apply_probe_size(cfg, train_size)
+    assert cfg.probes.size == expected and type(cfg.probes.size) is type(expected)
+
+
+def test_quick_figure5_probe_set_is_the_experiments_count(runs_dir):
+    from ijr.train import apply_profile, resolve_data_cap
+
+    cfg = apply_profile(
+        compose_cfg(f"paths.runs={runs_dir}", "experiment=fig5_lr", "profile=quick", "data=digits")
+    )
+    resolve_data_cap(cfg)
+    assert cfg.probes.size == 256  # quick_scale.probe_size, not 5 % of the subset

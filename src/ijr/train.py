@@ -49,10 +49,10 @@ class ConfigError(ValueError):
 
 # ----------------------------------------------------------------------------- config
 def apply_profile(cfg: DictConfig) -> DictConfig:
-    """Return a copy of ``cfg`` with the profile's step and probe-set caps applied
-    (``profile=quick`` shrinks them; ``profile=paper`` changes nothing). The training-set cap
-    needs the dataset's size and is applied by :func:`resolve_data_cap`. The returned config is
-    what runs, what is hashed into the run key and what is saved."""
+    """Return a copy of ``cfg`` with the profile's step cap applied (``profile=quick`` shrinks
+    it; ``profile=paper`` changes nothing). The training-set and probe-set sizes need the
+    dataset's size and are applied by :func:`resolve_data_cap`. The returned config, after
+    that, is what runs, what is hashed into the run key and what is saved."""
     cfg = cfg.copy()
     prof = cfg.get("profile") or {}
     with open_dict(cfg):
@@ -60,16 +60,13 @@ def apply_profile(cfg: DictConfig) -> DictConfig:
         if cap is not None:
             if cfg.trainer.get("max_steps") is None or cfg.trainer.max_steps > cap:
                 cfg.trainer.max_steps = int(cap)
-        cap = prof.get("probe_size")
-        if cap is not None and cfg.get("probes") is not None and "size" in cfg.probes:
-            if cfg.probes.size is None or cfg.probes.size > cap:
-                cfg.probes.size = int(cap)
     return cfg
 
 
 def resolve_data_cap(cfg: DictConfig):
-    """Apply ``profile.data_subset`` (a cap on the training-set size) to ``cfg.data.subset`` in
-    place and return the set-up datamodule. A dataset already smaller than the cap is used whole
+    """Apply ``profile.data_subset`` (a cap on the training-set size) to ``cfg.data.subset`` and
+    ``profile.probe_size`` to ``cfg.probes.size`` (:func:`apply_probe_size`) in place and return
+    the set-up datamodule. A dataset already smaller than the cap is used whole
     (digits under ``profile=quick``)."""
     cap = (cfg.get("profile") or {}).get("data_subset")
     subset = cfg.data.get("subset")
@@ -83,7 +80,23 @@ def resolve_data_cap(cfg: DictConfig):
             cfg.data.subset = int(cap)
         dm = build_datamodule(cfg.data, int(cfg.seed))
         dm.setup()
+    apply_probe_size(cfg, dm.train_size)
     return dm
+
+
+def apply_probe_size(cfg: DictConfig, train_size: int) -> None:
+    """Apply ``profile.probe_size`` to ``cfg.probes.size`` in place: a fraction (the paper's
+    5-25 % of 50,000 images, meaningless on a 2,000-image quick subset) or ``null`` (the whole
+    set) becomes ``profile.probe_size`` examples, an integer count is capped by it; never more
+    than the training set."""
+    cap = (cfg.get("profile") or {}).get("probe_size")
+    probes = cfg.get("probes")
+    if cap is None or probes is None or "size" not in probes:
+        return
+    size = probes.size
+    if size is None or isinstance(size, float) or size > cap:
+        with open_dict(cfg):
+            cfg.probes.size = int(min(int(cap), int(train_size)))
 
 
 def validate(cfg: DictConfig) -> None:
