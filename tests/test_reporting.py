@@ -142,6 +142,7 @@ def _probe_metrics(lr: float, scale: float = 1.0, steps: int = 300) -> pd.DataFr
             "test/loss": np.where(test_every, 2.3 * np.exp(-step / 200), np.nan),
             "test/acc": np.where(test_every, 0.1 + 0.6 * (1 - np.exp(-step / 100)), np.nan),
             "probe/sharpness": (2 / lr) * np.minimum(1.0, step / 80) + 0.5 * np.sin(step),
+            "probe/sgd_threshold": np.where(step % 20 == 0, 1.6 / lr, np.nan),  # 2 rho_B / eta
             "probe/jacobian_norm_sq": jac,
             "probe/jacobian_ones_sq": jac / 3,
             "probe/impurity_mean": impurity,
@@ -776,6 +777,11 @@ def test_fig4_three_phases(runs):
     top, bottom, twin = fig.axes[0], fig.axes[1], fig.axes[2]
     colors = [line.get_color() for line in top.get_lines()]
     assert colors[0] == "tab:red" and twin.get_lines()[0].get_color() == "tab:purple"
+    sharp, sgd_threshold, stability = twin.get_lines()
+    assert sgd_threshold.get_linestyle() == "--" and sgd_threshold.get_label() == r"$2\rho_B/\eta$"
+    assert list(sgd_threshold.get_xdata()) == list(range(0, 301, 20))
+    assert set(sgd_threshold.get_ydata()) == {1.6 / 0.01}
+    assert list(stability.get_ydata()) == [2 / 0.01, 2 / 0.01]
     assert bottom.get_lines()[0].get_color() == "darkorange" and bottom.get_xlabel() == "step"
     vertical = [
         line

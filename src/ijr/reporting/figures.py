@@ -62,6 +62,7 @@ METHOD_STYLES = {
     "asam": "-.",
 }
 JACOBIAN, SHARPNESS, IMPURITY = "probe/jacobian_norm_sq", "probe/sharpness", "probe/impurity_mean"
+SGD_THRESHOLD = "probe/sgd_threshold"
 ARP_END_IMPURITY = 0.25  # Fig. 4/5 captions: ARP ends where <λ⁽¹⁾> falls below 0.25
 
 
@@ -465,7 +466,8 @@ def fig2(
 # ----------------------------------------------------------------------------- Figure 4
 def fig4(runs, arp_threshold: float = ARP_END_IMPURITY, out=None) -> Figure:
     """Figure 4: the three phases of IJR. Top: ‖⟨J⟩‖² (red, left) and sharpness (purple, right)
-    with 2/η dashed; bottom: ⟨λ⁽¹⁾⟩ (orange) with its 25–75 % band and ``arp_threshold`` dotted.
+    with 2/η dashed black and, where ρ_B was measured, 2ρ_B/η dashed purple (the ARP start's
+    threshold); bottom: ⟨λ⁽¹⁾⟩ (orange) with its 25–75 % band and ``arp_threshold`` dotted.
     The ARP (phase II) start and end are vertical lines; its end on ‖⟨J⟩‖² is an "x"."""
     run = one_run(runs, "fig4")
     metrics = load_metrics(run["run_dir"])
@@ -480,7 +482,16 @@ def fig4(runs, arp_threshold: float = ARP_END_IMPURITY, out=None) -> Figure:
         color=METRIC_COLORS[SHARPNESS],
         label=metric_label(SHARPNESS),
     )
+    _plot(
+        twin,
+        series(metrics, SGD_THRESHOLD),
+        color=METRIC_COLORS[SHARPNESS],
+        linestyle="--",
+        linewidth=1.0,
+        label=metric_label(SGD_THRESHOLD),
+    )
     threshold_line(twin, _lr(run))
+    twin.legend(fontsize=7, frameon=False, loc="center right")
     top.set_ylabel(metric_label(JACOBIAN), color=METRIC_COLORS[JACOBIAN])
     twin.set_ylabel(metric_label(SHARPNESS), color=METRIC_COLORS[SHARPNESS])
     quantile_band(bottom, metrics, "probe/impurity_q25", "probe/impurity_q75", "step", "moccasin")
