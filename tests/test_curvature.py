@@ -482,6 +482,8 @@ def test_every_function_leaves_the_model_and_rng_alone(mode, grads):
         ),
         "rho_b": lambda: cv.rho_b(model, F.cross_entropy, batches, batch_size=4, num_minibatches=2),
         "logit_stats": lambda: cv.logit_stats(model, batches),
+        "mean_gradient": lambda: cv.mean_gradient(model, F.cross_entropy, batches),
+        "margin_directions": lambda: cv.margin_directions(model, batches),
         "io_jacobian_max": lambda: cv.io_jacobian_max(model, x[:6], max_iter=3),
         "norms": lambda: (
             cv.weight_norm(model),
@@ -491,6 +493,9 @@ def test_every_function_leaves_the_model_and_rng_alone(mode, grads):
     }
     if mode == "eval":
         calls["per_example"] = lambda: cv.per_example_jacobian_norms(model, x[:3])
+        calls["gradient_margin_cosine"] = lambda: cv.gradient_margin_cosine(
+            model, F.cross_entropy, [(x[:3], y[:3])]
+        )
     for name, call in calls.items():
         before = _snapshot(model)
         call()

@@ -230,7 +230,14 @@ def test_probe_configs_compose_and_validate():
     basic = parse_probe_config(compose_cfg("probes=basic").probes)
     assert basic.expensive == () and not basic.arp.enabled
     full = parse_probe_config(compose_cfg("probes=all").probes)
-    assert set(full.expensive) == {"sharpness", "gauss_newton", "rho_b", "io_jacobian", "gen_gap"}
+    assert set(full.expensive) == {
+        "sharpness",
+        "gauss_newton",
+        "rho_b",
+        "io_jacobian",
+        "gen_gap",
+        "subspace",
+    }
     assert full.arp.enabled and full.sharpness.method == "lanczos"
     for bad, match in [
         ({"name": "all", "size": 1.5}, "probes.size"),
@@ -360,6 +367,14 @@ def test_measurement_leaves_model_grad_modes_buffers_and_global_rng_alone(bn_mod
     assert m["probe/impurity_mean"] <= m["probe/gini_upper_mean"] + 1e-6
     assert m["probe/impurity_q25"] <= m["probe/impurity_q75"]
     assert len(result.examples[0]) == 3 and result.warm_vector is not None
+    # subspace group (App. D): cosines and alignments in [0, 1], the (C, C) Figure 8 heatmap
+    assert 0.0 <= m["probe/grad_hessian_cos"] <= 1.0
+    assert -1.0 <= m["probe/grad_margin_cos"] <= 1.0
+    assert 1 <= m["probe/margin_classes_present"] <= 4
+    for name in ("probe/grad_subspace_alignment", "probe/hessian_subspace_alignment"):
+        assert (name in m) == (m["probe/margin_classes_present"] == 4)
+        assert name not in m or 0.0 <= m[name] <= 1.0
+    assert result.eigvec_heatmap.shape == (4, 4)
 
 
 def test_measurement_does_not_depend_on_chunk_size_and_float64_matches():
@@ -378,6 +393,8 @@ def test_measurement_does_not_depend_on_chunk_size_and_float64_matches():
         "probe/sharpness",
         "probe/sharpness_gn",
         "probe/io_jacobian_max",
+        "probe/grad_margin_cos",
+        "probe/margin_classes_present",
     ):
         assert b[name] == pytest.approx(a[name], rel=2e-3), name
         assert c[name] == pytest.approx(a[name], rel=2e-3), name
@@ -430,6 +447,9 @@ CONTRACT_METRICS = (
     "probe/output_layer_norm",
     "probe/io_jacobian_max",
     "probe/gen_gap",
+    "probe/grad_hessian_cos",
+    "probe/grad_margin_cos",
+    "probe/margin_classes_present",
     "arp/phase",
 )
 EXPENSIVE_METRICS = (
@@ -440,6 +460,9 @@ EXPENSIVE_METRICS = (
     "probe/lambda_hat",
     "probe/io_jacobian_max",
     "probe/gen_gap",
+    "probe/grad_hessian_cos",
+    "probe/grad_margin_cos",
+    "probe/margin_classes_present",
 )
 # 3FCN on digits, SGD with momentum (so the optimizer has state to disturb), 30 steps
 MOMENTUM = "optim.momentum=0.9"
@@ -544,6 +567,10 @@ def test_probe_run_logs_every_contract_metric(probed_runs):
         # Theorem 4.1 (c)-(d): p_(1)(1 - p_(1)) <= lambda^(1) <= min{p_(1), 2 p_(1)(1 - p_(1))}
         assert top * (1 - top) - 1e-6 <= imp <= min(top, 2 * top * (1 - top)) + 1e-6
         assert 0.0 <= true <= top + 1e-7
+    eigvecs = read_csv(run / "logit_eigvecs.csv")  # Figure 8: C x C rows per expensive probe
+    assert list(eigvecs[0]) == ["step", "rank", "eigenpair", "value"]
+    assert sorted({int(r["step"]) for r in eigvecs}) == [0, 10, 20, 30]
+    assert len(eigvecs) == 4 * 10 * 10
 
 
 def test_resumed_probe_run_matches_uninterrupted(probed_runs, tmp_path, monkeypatch):
@@ -566,7 +593,7 @@ def test_resumed_probe_run_matches_uninterrupted(probed_runs, tmp_path, monkeypa
     resumed = train_cfg(tmp_path, "probes=all", *PROBE_RUN)
     assert resumed["status"] == "completed" and resumed["resumed_from_step"] == 20
     assert resumed["markers"] == on["markers"]
-    for name in ("metrics.csv", "probe_examples.csv"):
+    for name in ("metrics.csv", "probe_examples.csv", "logit_eigvecs.csv"):
         assert read_csv(_run_dir(resumed, tmp_path) / name) == read_csv(
             _run_dir(on, runs) / name
         ), name

@@ -117,7 +117,9 @@ class SignalCheckpoint(pl.Callback):
             return
         if self.path is not None:
             save_checkpoint_atomic(trainer, self.path)
-        raise Terminated(f"terminated by signal {self.signum} at step {trainer.global_step}", self.signum)
+        raise Terminated(
+            f"terminated by signal {self.signum} at step {trainer.global_step}", self.signum
+        )
 
 
 class PlainProgress(pl.Callback):

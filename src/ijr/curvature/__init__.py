@@ -11,6 +11,10 @@ Paper 000 (Lee, Park & Lee, ICML 2023):
   :func:`jacobian_norms`, per-example :func:`per_example_jacobian_norms`, and
   :func:`lambda_hat` = ||H|| / ||<J>||^2 (Section 5.1);
 * rho_B and the threshold 2 rho_B / eta (Proposition 5.2): :func:`rho_b`, :func:`sgd_threshold`;
+* gradient descent in the top Hessian subspace (Appendix D, Figures 8 and 10): the rank-ordered
+  <Q Lambda^{1/2}> (:func:`logit_eigvec_heatmap`), the class means of m = sqrt(lambda^(1)) J q^(1)
+  (:func:`margin_directions`), the alignment A_S of eq. 48 (:func:`subspace_alignment`),
+  cos(-g, J q^(1)) (:func:`gradient_margin_cosine`) and the total gradient (:func:`mean_gradient`);
 * weight and logit norms (Appendix F): :func:`weight_norm`, :func:`layer_weight_norms`,
   :func:`dist_from_init`, :func:`logit_stats`.
 
@@ -56,8 +60,17 @@ from .norms import (
     output_layer_norm,
     weight_norm,
 )
-from .sgd_noise import RhoB, rho_b, sgd_threshold
+from .sgd_noise import RhoB, mean_gradient, rho_b, sgd_threshold
 from .solvers import EigenResult, lanczos_top, power_top
+from .top_subspace import (
+    MarginDirections,
+    cosine,
+    gradient_margin_cosine,
+    logit_eigvec_heatmap,
+    margin_directions,
+    subspace_alignment,
+    top_logit_eigvec,
+)
 
 logit_hessian = logit_hessian_matrix  # short alias: M = diag(p) - p p^T (eq. 7)
 
@@ -65,12 +78,15 @@ __all__ = [
     "EigenResult",
     "JacobianNorms",
     "LogitStats",
+    "MarginDirections",
     "PowerIterationResult",
     "RhoB",
+    "cosine",
     "dist_from_init",
     "gauss_newton_top_eigenvalue",
     "gauss_newton_vector_product",
     "gini_bounds",
+    "gradient_margin_cosine",
     "hessian_top_eigenvalue",
     "hessian_vector_product",
     "impurity",
@@ -84,12 +100,17 @@ __all__ = [
     "logit_hessian",
     "logit_hessian_eigh",
     "logit_hessian_matrix",
+    "logit_eigvec_heatmap",
     "logit_stats",
+    "margin_directions",
+    "mean_gradient",
     "output_layer_norm",
     "per_example_jacobian_norms",
     "power_top",
     "rho_b",
     "sgd_threshold",
     "split_like_parameters",
+    "subspace_alignment",
+    "top_logit_eigvec",
     "weight_norm",
 ]

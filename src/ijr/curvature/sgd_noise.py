@@ -86,6 +86,24 @@ def _gradient(
     return total
 
 
+def mean_gradient(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Sequence[Batch] | Batch,
+    *,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """<g> = nabla_theta of the mean loss over all examples of ``batches`` (chunks weighted by
+    size, so the result does not depend on the chunking), as one flat vector in the order of the
+    model's trainable ``named_parameters``; the total gradient g^D of Appendix D / Figure 10."""
+    check_model(model)
+    loss_fn = check_loss_fn(loss_fn)
+    chunks = as_batches(batches)
+    fm = FunctionalModel(model, dtype)
+    with rng_guard(fm.device):
+        return _gradient(fm, loss_fn, fm.cast_batches(chunks), fm.leaves()).detach()
+
+
 def rho_b(
     model: nn.Module,
     loss_fn: LossFn,

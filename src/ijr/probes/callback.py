@@ -29,7 +29,7 @@ from ijr.data.rng import derive_seed
 from ijr.metrics_log import log_metrics
 from ijr.probes.arp import ARPTracker
 from ijr.probes.config import ProbeConfig
-from ijr.probes.examples import FILE_NAME, ProbeExamplesCSV
+from ijr.probes.examples import EIGVEC_FILE_NAME, FILE_NAME, LogitEigvecsCSV, ProbeExamplesCSV
 from ijr.probes.measure import ProbeMeasurer, ProbeState
 from ijr.probes.schedule import ProbeSchedule
 
@@ -83,6 +83,11 @@ class CurvatureProbes(pl.Callback):
             )
         self.examples_csv = (
             ProbeExamplesCSV(self.run_dir / FILE_NAME) if config.track_examples else None
+        )
+        self.eigvecs_csv = (
+            LogitEigvecsCSV(self.run_dir / EIGVEC_FILE_NAME)
+            if config.enabled and "subspace" in config.expensive
+            else None
         )
         self.arp = (
             ARPTracker(config.arp.threshold, config.arp.reach_fraction, config.arp.impurity_level)
@@ -184,8 +189,10 @@ class CurvatureProbes(pl.Callback):
             )
         else:
             self.state.theta0 = [p.detach().clone() for p in pl_module.model.parameters()]
-        if self.examples_csv is not None and trainer.is_global_zero:
-            self.examples_csv.truncate_from(step)
+        if trainer.is_global_zero:
+            for table in (self.examples_csv, self.eigvecs_csv):
+                if table is not None:
+                    table.truncate_from(step)
         log.info(
             "ijr probes: %d examples in chunks of %d; %s", size, chunk, self.schedule.describe()
         )
@@ -288,6 +295,12 @@ class CurvatureProbes(pl.Callback):
         log_metrics(trainer, metrics, step)
         if self.examples_csv is not None and result.examples is not None and trainer.is_global_zero:
             self.examples_csv.append(step, *result.examples)
+        if (
+            self.eigvecs_csv is not None
+            and result.eigvec_heatmap is not None
+            and trainer.is_global_zero
+        ):
+            self.eigvecs_csv.append(step, result.eigvec_heatmap)
         self._before_last = before
         self.last_step = step
 

@@ -30,7 +30,16 @@ Metric groups and what they log (``probe/`` prefix omitted):
 * ``io_jacobian``: ``io_jacobian_max`` — max over the probe set of the spectral norm of the
   input-output Jacobian d softmax(f(x)) / dx;
 * ``gen_gap``: ``gen_gap`` = accuracy on the probe set (training data) - accuracy on the test
-  split, ``gen_gap_loss`` = test loss - probe-set loss, both with the model in eval mode.
+  split, ``gen_gap_loss`` = test loss - probe-set loss, both with the model in eval mode;
+* ``subspace`` (Appendix D, Figure 10): with g^D the mean gradient over the probe set, r the
+  Hessian's top eigenvector (from ``sharpness`` at the same probe) and S = span{m_bar^i} the
+  class means of m = sqrt(lambda^(1)) J q^(1) over the probe examples whose most likely class is
+  i: ``grad_hessian_cos`` |cos(g^D, r)| (r's sign is arbitrary), ``grad_subspace_alignment``
+  A_S(g^D) and ``hessian_subspace_alignment`` A_S(r) (eq. 48; logged only once every class is
+  some example's most likely one, as the paper defines S), ``margin_classes_present`` (how many
+  D_i are non-empty), and ``grad_margin_cos`` the mean of cos(-g(x), J(x) q^(1)(x)) over the
+  ``track_examples`` tracked examples (per-example quantities: BatchNorm in eval mode); the
+  rank-ordered <Q Lambda^{1/2}> of the probe set (Figure 8) goes to ``logit_eigvecs.csv``.
 
 ``stability_threshold`` = 2 / eta is logged at every probe.
 
@@ -108,6 +117,7 @@ class Measurement:
     metrics: dict[str, float] = field(default_factory=dict)
     warm_vector: torch.Tensor | None = None
     examples: tuple[list[float], list[float], list[float]] | None = None  # p_top1, impurity, p_true
+    eigvec_heatmap: torch.Tensor | None = None  # (C, C) rank-ordered <Q Lambda^{1/2}> (Figure 8)
 
 
 def _cast_batches(
@@ -279,6 +289,13 @@ class ProbeMeasurer:
                     rho = float(curvature.rho_b(measured, loss_fn, reference, minibatches))
                 m["probe/rho_b"] = rho
                 m["probe/sgd_threshold"] = float(curvature.sgd_threshold(rho, lr))
+            if expensive and "subspace" in cfg.expensive and not one_output:
+                out.eigvec_heatmap = self._subspace(measured, loss_fn, batches, m, out.warm_vector)
+        if expensive and "subspace" in cfg.expensive and not one_output and cfg.track_examples:
+            tracked = _first_examples(batches, cfg.track_examples)
+            with measurement_mode(measured, "eval"):  # per-example gradients: BN running stats
+                cos = curvature.gradient_margin_cosine(measured, loss_fn, tracked)
+            m["probe/grad_margin_cos"] = float(cos.mean())
         if expensive and "io_jacobian" in cfg.expensive and not one_output:
             with measurement_mode(measured, cfg.io_jacobian_bn_mode):
                 m["probe/io_jacobian_max"] = float(curvature.io_jacobian_max(measured, batches))
@@ -292,6 +309,42 @@ class ProbeMeasurer:
             m["probe/gen_gap"] = float(train_acc - test_acc)
             m["probe/gen_gap_loss"] = float(test_loss - train_loss)
         return out
+
+    @staticmethod
+    def _subspace(
+        model: nn.Module,
+        loss_fn,
+        batches: Sequence[Batch],
+        m: dict[str, float],
+        hessian_vector: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The ``subspace`` group's metrics into ``m``; returns the Figure 8 heatmap."""
+        grad = curvature.mean_gradient(model, loss_fn, batches)
+        dirs = curvature.margin_directions(model, batches)
+        m["probe/margin_classes_present"] = float(int((dirs.counts > 0).sum()))
+        has_grad = float(grad.norm()) > 0
+        if hessian_vector is not None and has_grad:
+            m["probe/grad_hessian_cos"] = abs(curvature.cosine(grad, hessian_vector))
+        if dirs.all_classes_present:
+            if has_grad:
+                m["probe/grad_subspace_alignment"] = curvature.subspace_alignment(grad, dirs.means)
+            if hessian_vector is not None:
+                m["probe/hessian_subspace_alignment"] = curvature.subspace_alignment(
+                    hessian_vector, dirs.means
+                )
+        p = torch.softmax(probe_logits(model, batches).to(torch.float64), dim=-1)
+        return curvature.logit_eigvec_heatmap(p)
+
+
+def _first_examples(batches: Sequence[Batch], k: int) -> list[Batch]:
+    """The first ``k`` examples of the probe set (the tracked examples), as chunks."""
+    out, left = [], k
+    for x, y in batches:
+        if left <= 0:
+            break
+        out.append((x[:left], y[:left]))
+        left -= x[:left].shape[0]
+    return out
 
 
 __all__ = [
