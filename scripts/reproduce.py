@@ -83,9 +83,40 @@ TARGETS: dict[str, tuple[list[str], list[str], list[tuple[str, str, str | None, 
     ),
     "fig35": (["fig35_mse"], [], [("fig2", "fig35", "fig35_mse", ["--select", "seed=0"])]),
     "fig36": (["fig36_ejr_grid"], [], [("fig36", "fig36", "fig36_ejr_grid", [])]),
+    "fig7": ([], [], [("fig7", "fig7", None, [])]),  # the secular function: no runs
+    "fig8": (
+        ["fig10_subspace"],
+        [],
+        [
+            ("fig8", "fig8", "fig10_subspace", ["--select", "seed=0"]),
+            (
+                "fig8",
+                "fig30",
+                "fig10_subspace",
+                ["--select", "seed=0", "--steps", "100,500,1000,2000,4000,6000"],
+            ),
+        ],
+    ),
+    "fig10": (
+        ["fig10_subspace"],
+        [],
+        [("fig10", "fig10", "fig10_subspace", ["--select", "seed=0"])],
+    ),
 }
 # `make figures`: what regenerates on a CPU in the quick profile, plus the GPU-scale ones in paper.
-FIGURES = ["fig1", "fig2", "fig4", "fig5", "fig12", "fig15", "fig35", "fig36"]
+FIGURES = [
+    "fig1",
+    "fig2",
+    "fig4",
+    "fig5",
+    "fig7",
+    "fig8",
+    "fig10",
+    "fig12",
+    "fig15",
+    "fig35",
+    "fig36",
+]
 FIGURES_PAPER_ONLY = ["fig6"]
 
 
@@ -127,6 +158,8 @@ def report(target: str, args: argparse.Namespace, extra_report_args: list[str] =
 def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
     always, paper_only, _ = TARGETS[target]
     experiments = always + (paper_only if args.profile == "paper" else [])
+    if not always and not paper_only:  # drawn from equations alone (Figure 7)
+        return 1 if report(target, args) else 0
     if not experiments:
         print(
             f"reproduce: {target} has no {args.profile}-profile version (GPU scale); use PROFILE=paper",

@@ -144,3 +144,17 @@ def test_alignment_of_vectors_in_and_around_the_margin_subspace():
     r = cv.hessian_top_eigenvalue(model, F.cross_entropy, [(x, y)], tol=1e-8, max_iter=200).vector
     a = cv.subspace_alignment(r, dirs.means)
     assert 0.0 <= a <= 1.0 and math.isfinite(a)
+
+
+def test_expected_random_cosine_matches_monte_carlo():
+    g = torch.Generator().manual_seed(0)
+    for dim in (1, 2, 3, 50):
+        u = torch.randn(20000, dim, generator=g, dtype=F64)
+        v = torch.randn(20000, dim, generator=g, dtype=F64)
+        cos = (u * v).sum(1).abs() / (u.norm(dim=1) * v.norm(dim=1))
+        sem = float(cos.std() / math.sqrt(cos.numel()))
+        assert abs(float(cos.mean()) - cv.expected_random_cosine(dim)) <= 4 * sem + 1e-12
+    assert cv.expected_random_cosine(1) == pytest.approx(1.0)
+    assert cv.expected_random_cosine(10**6) == pytest.approx(
+        math.sqrt(2 / (math.pi * 1e6)), rel=1e-5
+    )

@@ -1042,7 +1042,7 @@ def test_cli_dispatches_every_figure(runs_root, tmp_path, capsys, monkeypatch, a
             "--windows expects",
         ),
         (["table1", "--runs", "{root}", "--out", "{out}", "--expected-seeds", "0"], "must be >= 1"),
-        (["table1", "--out", "{out}"], "the following arguments are required: --runs"),
+        (["table1", "--out", "{out}"], "table1 needs --runs"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(runs_root, tmp_path, capsys, args, message):

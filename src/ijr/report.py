@@ -4,6 +4,8 @@
     ijr-report fig4   --runs runs/fig4_arp --out results/quick/fig4 --select seed=0
     ijr-report curves --runs runs/fig23 --out results/quick/fig23 \\
         --metrics probe/sharpness,probe/jacobian_ones_sq,probe/impurity_mean --style-by optim.lr
+    ijr-report fig8   --runs runs/fig10_subspace --out results/quick/fig30 --steps 100,200,400
+    ijr-report fig7   --out results/quick/fig7 --p 0.45,0.25,0.15,0.1,0.05
 
 Tables write ``OUT.md``, ``OUT.csv`` and ``OUT.tex``; figures ``OUT.png`` and ``OUT.pdf``. Every
 written path is printed. Bad input (no runs, unknown report, a selection that matches nothing)
@@ -21,7 +23,8 @@ from ijr.reporting import figures, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
 
 TABLES = ("table1", "table5", "table6")
-FIGURES = ("fig1", "fig2", "fig4", "fig5", "fig6", "fig36", "curves")
+FIGURES = ("fig1", "fig2", "fig4", "fig5", "fig6", "fig7", "fig8", "fig10", "fig36", "curves")
+NO_RUNS = ("fig7",)  # drawn from the paper's equations alone
 REPORTS = TABLES + FIGURES
 
 
@@ -53,13 +56,23 @@ def _windows(text: str | None) -> list[tuple[float, float]] | None:
     return windows
 
 
+def _steps(text: str | None) -> list[int] | None:
+    items = _csv_list(text)
+    if not items:
+        return None
+    try:
+        return [int(item) for item in items]
+    except ValueError:
+        raise UsageError(f"--steps expects comma-separated integers, got '{text}'") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ijr-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("report", choices=REPORTS, help="which table or figure")
     parser.add_argument(
-        "--runs", required=True, help="runs root, experiment folder or one run directory"
+        "--runs", help="runs root, experiment folder or one run directory (all but fig7)"
     )
     parser.add_argument(
         "--out", required=True, help="output path without suffix (suffixes are added)"
@@ -115,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--example", type=int, help="fig1: which tracked example (default: the first)"
     )
     parser.add_argument(
+        "--steps", help="fig8: probe steps to draw, comma-separated (default: last)"
+    )
+    parser.add_argument("--p", help="fig7: the probability vector, comma-separated")
+    parser.add_argument(
         "--kind", default="lines", choices=("lines", "heatmap"), help="fig36: lines or heatmap"
     )
     return parser
@@ -152,6 +169,10 @@ def _figure(args, runs) -> list:
         fig = figures.fig5(runs, rows=rows, style_by=style_by, smoothing=args.smooth)
     elif report == "fig6":
         fig = figures.fig6(runs, style_by=style_by[0] if style_by else "method.name")
+    elif report == "fig8":
+        fig = figures.fig8(runs, steps=_steps(args.steps))
+    elif report == "fig10":
+        fig = figures.fig10(runs)
     elif report == "fig36":
         fig = figures.fig36(runs, kind=args.kind)
     else:
@@ -165,6 +186,14 @@ def _figure(args, runs) -> list:
 def run(argv: Sequence[str] | None = None) -> list:
     """Parse ``argv``, write the report and return the written paths (raises on bad input)."""
     args = build_parser().parse_args(argv)
+    if args.report in NO_RUNS:
+        try:
+            p = [float(v) for v in _csv_list(args.p)] if args.p else figures.FIG7_P
+        except ValueError:
+            raise UsageError(f"--p expects comma-separated probabilities, got '{args.p}'") from None
+        return figures.save_figure(figures.fig7(p), args.out)
+    if not args.runs:
+        raise UsageError(f"{args.report} needs --runs DIR")
     if args.expected_seeds is not None and args.expected_seeds < 1:
         raise UsageError(f"--expected-seeds must be >= 1, got {args.expected_seeds}")
     runs = load_runs(args.runs)

@@ -65,6 +65,7 @@ from .solvers import EigenResult, lanczos_top, power_top
 from .top_subspace import (
     MarginDirections,
     cosine,
+    expected_random_cosine,
     gradient_margin_cosine,
     logit_eigvec_heatmap,
     margin_directions,
@@ -83,6 +84,7 @@ __all__ = [
     "RhoB",
     "cosine",
     "dist_from_init",
+    "expected_random_cosine",
     "gauss_newton_top_eigenvalue",
     "gauss_newton_vector_product",
     "gini_bounds",

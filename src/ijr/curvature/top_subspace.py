@@ -198,6 +198,15 @@ def subspace_alignment(vector: torch.Tensor, basis: torch.Tensor, *, rtol: float
     return min(1.0, float(coords.norm()) / v_norm)
 
 
+def expected_random_cosine(dim: int) -> float:
+    """E|cos(u, v)| of two independent uniformly random directions in R^dim (the dashed level of
+    Figure 10, left): Gamma(dim/2) / (sqrt(pi) Gamma((dim+1)/2)), about sqrt(2 / (pi dim))."""
+    if int(dim) < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    d = int(dim)
+    return math.exp(math.lgamma(d / 2) - math.lgamma((d + 1) / 2)) / math.sqrt(math.pi)
+
+
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     """cos(a, b) of two flat vectors, in float64."""
     a = a.detach().reshape(-1).to(torch.float64)
@@ -259,6 +268,7 @@ def gradient_margin_cosine(
 __all__ = [
     "MarginDirections",
     "cosine",
+    "expected_random_cosine",
     "gradient_margin_cosine",
     "logit_eigvec_heatmap",
     "margin_directions",

@@ -37,7 +37,8 @@ Metric groups and what they log (``probe/`` prefix omitted):
   i: ``grad_hessian_cos`` |cos(g^D, r)| (r's sign is arbitrary), ``grad_subspace_alignment``
   A_S(g^D) and ``hessian_subspace_alignment`` A_S(r) (eq. 48; logged only once every class is
   some example's most likely one, as the paper defines S), ``margin_classes_present`` (how many
-  D_i are non-empty), and ``grad_margin_cos`` the mean of cos(-g(x), J(x) q^(1)(x)) over the
+  D_i are non-empty), ``random_direction_cos`` (E|cos| of two random directions in R^m, the
+  reference level of Figure 10, left), and ``grad_margin_cos`` the mean of cos(-g(x), J(x) q^(1)(x)) over the
   ``track_examples`` tracked examples (per-example quantities: BatchNorm in eval mode); the
   rank-ordered <Q Lambda^{1/2}> of the probe set (Figure 8) goes to ``logit_eigvecs.csv``.
 
@@ -322,6 +323,7 @@ class ProbeMeasurer:
         grad = curvature.mean_gradient(model, loss_fn, batches)
         dirs = curvature.margin_directions(model, batches)
         m["probe/margin_classes_present"] = float(int((dirs.counts > 0).sum()))
+        m["probe/random_direction_cos"] = curvature.expected_random_cosine(grad.numel())
         has_grad = float(grad.norm()) > 0
         if hessian_vector is not None and has_grad:
             m["probe/grad_hessian_cos"] = abs(curvature.cosine(grad, hessian_vector))

@@ -18,13 +18,18 @@ fig5        Fig. 5 (and 22–25): settings as solid/dashed/dotted lines, ARP end
 curves      Figs. 12–14, 22–25, 35: any metrics, one panel each, one line style per setting
 fig6        Fig. 6 / 29: test accuracy and loss per epoch, SGD solid, EJR dashed
 fig36       Fig. 36: final test accuracy over η × λ_reg (lines or heatmap)
+fig7        Fig. 7: the secular function v(λ) of eq. (10) for one p (no runs needed)
+fig8        Figs. 8 / 30: heatmaps of the rank-ordered ⟨QΛ^{1/2}⟩ at chosen probe steps
+fig10       Figs. 10 / 34: cos(g^D, r); cos(−g, Jq⁽¹⁾); A_S(g^D) and A_S(r) (eq. 48)
 ==========  ===========================================================================
 
 Per-example input of Fig. 1 (top): ``<run_dir>/probe_examples.csv``, written by the probes
 (``probes.track_examples``, :mod:`ijr.probes.examples`), long format, one row per (probe step,
 tracked example): ``step`` (updates applied), ``example`` (position in the probe set), ``p_top1``
 (the example's largest softmax probability p₍₁₎), ``impurity`` (λ⁽¹⁾ of its logit Hessian
-M = diag(p) − ppᵀ) and ``p_true`` (the probability of its label; not plotted).
+M = diag(p) − ppᵀ) and ``p_true`` (the probability of its label; not plotted). Input of Figs. 8
+and 30: ``<run_dir>/logit_eigvecs.csv`` (the ``subspace`` probe group), one row per (probe step,
+rank, eigenpair) with the probe-set mean of √λ⁽ⁱ⁾ q⁽ⁱ⁾ at the class of that rank.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ from ijr.reporting.naming import (
 from ijr.reporting.runs import load_metrics, load_runs, select_runs, varying_keys
 
 EXAMPLES_FILE = "probe_examples.csv"  # ijr.probes.examples.FILE_NAME
+EIGVECS_FILE = "logit_eigvecs.csv"  # ijr.probes.examples.EIGVEC_FILE_NAME
+EIGVECS_COLUMNS = ("step", "rank", "eigenpair", "value")
 EXAMPLES_COLUMNS = ("step", "example", "p_top1", "impurity")  # required; p_true is not plotted
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 METHOD_STYLES = {
@@ -833,3 +840,176 @@ def fig36(runs, kind: str = "lines", out=None) -> Figure:
     else:
         raise ValueError(f"fig36 kind must be 'lines' or 'heatmap', got '{kind}'")
     return _finish(fig, frame, out)
+
+
+# ----------------------------------------------------------------------------- Figure 7
+FIG7_P = (0.45, 0.25, 0.15, 0.1, 0.05)  # an illustrative p (the paper does not print its own)
+
+
+def fig7(p: Sequence[float] = FIG7_P, out=None) -> Figure:
+    """Figure 7: the secular function v(λ) = 1 − Σⱼ pⱼ² / (pⱼ − λ) of eq. (10) (blue) for one
+    probability vector ``p``, its poles λ = pⱼ (red vertical lines) and its zeros — the
+    eigenvalues λ⁽ⁱ⁾ of M = diag(p) − ppᵀ, computed by :func:`ijr.curvature.logit_hessian_eigh`
+    (black dots): one in each interval (p₍ᵢ₊₁₎, p₍ᵢ₎) and λ⁽ᶜ⁾ = 0 (Theorem 4.1 (c))."""
+    import torch
+
+    from ijr.curvature import logit_hessian_eigh
+
+    probs = np.sort(np.asarray(p, dtype=float))[::-1].copy()
+    if probs.ndim != 1 or probs.size < 2 or (probs <= 0).any() or abs(probs.sum() - 1) > 1e-9:
+        raise ValueError(
+            f"p must be a probability vector with >= 2 positive entries, got {list(p)}"
+        )
+    eig = logit_hessian_eigh(torch.tensor(probs, dtype=torch.float64))[0].numpy()
+    fig, axes = new_figure(1, 1, panel=(6.0, 3.6))
+    ax = axes[0, 0]
+    poles = np.concatenate([[-0.1], probs[::-1], [probs[0] + 0.15]])
+    for lo, hi in zip(poles[:-1], poles[1:], strict=True):  # each branch between two poles
+        gap = (hi - lo) * 1e-3
+        lam = np.linspace(lo + gap, hi - gap, 400)
+        v = 1.0 - np.sum(probs[:, None] ** 2 / (probs[:, None] - lam[None, :]), axis=0)
+        ax.plot(lam, v, color="tab:blue", linewidth=1.2)
+    for q in probs:
+        ax.axvline(q, color="tab:red", linewidth=0.8)
+    ax.axhline(0.0, color="0.5", linewidth=0.6)
+    ax.scatter(eig, np.zeros_like(eig), color="black", s=14, zorder=3, label=r"$\lambda^{(i)}$")
+    ax.set_ylim(-4, 4)
+    ax.set_xlabel(r"$\lambda$")
+    ax.set_ylabel(r"$v(\lambda)$")
+    ax.set_title("p = (" + ", ".join(f"{q:g}" for q in probs) + ")", fontsize=9)
+    _legend(ax)
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
+# ----------------------------------------------------------------------------- Figures 8, 30
+def load_eigvecs(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """``logit_eigvecs.csv`` of a run; a clear error when the run did not write one."""
+    path = Path(run_dir) / EIGVECS_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"{run_dir} has no {EIGVECS_FILE}: run it with the 'subspace' probe group (probes=all, or probes.expensive=[...,subspace])"
+        )
+    frame = pd.read_csv(path)
+    missing = [c for c in EIGVECS_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {', '.join(missing)}")
+    return frame
+
+
+def fig8(runs, steps: Sequence[int] | None = None, out=None) -> Figure:
+    """Figures 8 and 30: the probe-set mean of QΛ^{1/2} = [√λ⁽¹⁾q⁽¹⁾; …; √λ⁽ᶜ⁻¹⁾q⁽ᶜ⁻¹⁾; 0] with
+    the rows in rank order (row r = the r-th most probable class of each example), one heatmap
+    per probe step in ``steps`` (default: the last probe; the paper's Figure 30 uses
+    100/500/1000/2000/4000/6000), red positive, blue negative; the two salient entries
+    q⁽ⁱ⁾₍ᵢ₎ and q⁽ⁱ⁾₍ᵢ₊₁₎ of each column in dashed boxes (eq. 45)."""
+    from matplotlib.patches import Rectangle
+
+    run = one_run(runs, "fig8")
+    table = load_eigvecs(run["run_dir"])
+    logged = sorted(set(int(s) for s in table["step"]))
+    if not logged:
+        raise ValueError(f"{run['run_dir']}/{EIGVECS_FILE} has no rows")
+    wanted = [logged[-1]] if not steps else [int(s) for s in steps]
+    nearest = [min(logged, key=lambda s, w=w: (abs(s - w), s)) for w in wanted]
+    chosen = list(dict.fromkeys(nearest))  # the nearest logged probe of each, once
+    c = int(table["rank"].max()) + 1
+    fig, axes = new_figure((len(chosen) + 2) // 3, min(3, len(chosen)), panel=(3.6, 3.2))
+    flat = axes.reshape(-1)
+    limit = float(table["value"].abs().max()) or 1.0
+    image = None
+    for ax, step in zip(flat, chosen, strict=False):
+        at = table[table["step"] == step]
+        matrix = np.zeros((c, c))
+        matrix[at["rank"].astype(int), at["eigenpair"].astype(int)] = at["value"].astype(float)
+        image = ax.imshow(matrix, cmap="bwr", vmin=-limit, vmax=limit)
+        for i in range(c - 1):  # the two salient entries of column i
+            ax.add_patch(
+                Rectangle((i - 0.5, i - 0.5), 1, 2, fill=False, linestyle="--", linewidth=0.8)
+            )
+        ax.set_title(f"step {step}", fontsize=9)
+        ax.set_xlabel("eigenpair i")
+        ax.set_ylabel("class rank (r)")
+    for ax in flat[len(chosen) :]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=list(flat[: len(chosen)]), shrink=0.8)
+    return _finish(fig, as_runs(runs), out)
+
+
+# ----------------------------------------------------------------------------- Figures 10, 34
+GRAD_HESSIAN_COS = "probe/grad_hessian_cos"
+GRAD_MARGIN_COS = "probe/grad_margin_cos"
+GRAD_ALIGNMENT = "probe/grad_subspace_alignment"
+HESSIAN_ALIGNMENT = "probe/hessian_subspace_alignment"
+RANDOM_COS = "probe/random_direction_cos"
+
+
+def fig10(runs, out=None) -> Figure:
+    """Figure 10 (and 34). Left: |cos(g^D, r)| of the total gradient and the Hessian's top
+    eigenvector (log scale) with E|cos| of two random directions in R^m dashed. Middle: the mean
+    over the tracked examples of cos(−g, Jq⁽¹⁾). Right: A_S(g^D) and A_S(r), S = span{m̄ⁱ}
+    (eq. 48), defined once every class is some example's most likely one."""
+    run = one_run(runs, "fig10")
+    metrics = load_metrics(run["run_dir"])
+    if GRAD_HESSIAN_COS not in metrics.columns and GRAD_ALIGNMENT not in metrics.columns:
+        raise ValueError(
+            f"{run['run_dir']} logged no subspace metrics: run it with the 'subspace' probe group"
+        )
+    fig, axes = new_figure(1, 3, panel=(4.0, 3.0))
+    left, middle, right = axes[0]
+    _plot(
+        left,
+        series(metrics, GRAD_HESSIAN_COS),
+        color="tab:purple",
+        marker=".",
+        label=r"$|\cos(g^{\mathcal{D}}, r)|$",
+    )
+    level = series(metrics, RANDOM_COS)
+    if not level.empty:
+        left.axhline(
+            float(level.iloc[-1]),
+            color="black",
+            linestyle="--",
+            linewidth=1.0,
+            label="random directions",
+        )
+    left.set_yscale("log")
+    left.set_ylabel("cosine similarity")
+    _plot(
+        middle,
+        series(metrics, GRAD_MARGIN_COS),
+        color="tab:red",
+        marker=".",
+        label=r"$\cos(-g, Jq^{(1)})$",
+    )
+    middle.set_ylim(-1.05, 1.05)
+    _plot(
+        right,
+        series(metrics, GRAD_ALIGNMENT),
+        color="tab:blue",
+        marker=".",
+        label=r"$A_{\mathcal{S}}(g^{\mathcal{D}})$",
+    )
+    _plot(
+        right,
+        series(metrics, HESSIAN_ALIGNMENT),
+        color="tab:purple",
+        marker=".",
+        label=r"$A_{\mathcal{S}}(r)$",
+    )
+    right.set_ylim(0, 1.05)
+    if series(metrics, GRAD_ALIGNMENT).empty:
+        right.text(
+            0.5,
+            0.5,
+            "S undefined: some class is no example's top class",
+            transform=right.transAxes,
+            ha="center",
+            fontsize=7,
+        )
+    for ax in (left, middle, right):
+        ax.set_xlabel("step")
+        _legend(ax)
+    return _finish(fig, as_runs(runs), out)
