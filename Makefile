@@ -60,8 +60,8 @@ bench: install ## benchmarks (ratios against the references, measured in the sam
 table1: install ## Table 1: sweep (SimpleCNN rows; + WRN rows with PROFILE=paper) then results/$(PROFILE)/table1.{md,csv,tex}
 	$(REPRODUCE) table1
 
-table2: install ## Table 2 (adversarial training) is not reproduced: see README "Not reproduced"
-	@echo "table2: adversarial training (Table 2, Setting 4) is not part of this suite yet; see README" >&2; exit 2
+table2: install ## Table 2: AT / TRADES with and without efficient EJR (GPU scale: PROFILE=paper) then results/$(PROFILE)/table2.*
+	$(REPRODUCE) table2
 
 table5: install ## Table 5: EJR parameter sweeps then results/$(PROFILE)/table5.*
 	$(REPRODUCE) table5

@@ -1,5 +1,5 @@
-"""Training-loop callbacks that are not curvature probes: test evaluation and convergence,
-checkpointing (periodic and on SIGTERM / SIGUSR1), plain progress lines for non-interactive runs.
+"""Training-loop callbacks that are not curvature probes: test evaluation and convergence, robust
+test accuracy under PGD (adversarial training, Table 2), checkpointing (periodic and on SIGTERM / SIGUSR1), plain progress lines for non-interactive runs.
 
 Every measurement at step t is taken at theta_t (after t updates): at ``on_train_start`` for the
 first step of a (possibly resumed) run and at ``on_train_batch_end`` afterwards.
@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 
+from ijr.data.rng import derive_seed
 from ijr.metrics_log import log_metrics
 
 
@@ -68,6 +70,52 @@ class EvaluateEvery(pl.Callback):
     def on_train_end(self, trainer, pl_module):
         step = int(trainer.global_step)
         if self._last_eval_step != step:
+            self._evaluate(trainer, pl_module, step)
+
+
+class RobustEvaluate(pl.Callback):
+    """Robust test accuracy against PGD-``adversary.eval_steps`` (PGD-20 in Table 2) at the end of
+    training and every ``adversary.eval_every_n_steps``: ``test/robust_acc`` and
+    ``test/robust_loss`` on the first ``adversary.eval_size`` test examples (all when null), with
+    the model in eval mode and the training attack's eps and step size."""
+
+    def __init__(self, dm, config, box, seed: int) -> None:
+        self.dm, self.config, self.box, self.seed = dm, config, box, int(seed)
+        self._last_step: int | None = None
+
+    def _evaluate(self, trainer, module, step: int) -> None:
+        from ijr.attacks import robust_accuracy
+
+        cfg = self.config
+        size = (
+            self.dm.test_size
+            if cfg.eval_size is None
+            else min(int(cfg.eval_size), self.dm.test_size)
+        )
+        chunk = self.dm.physical_batch_size
+        x, y = self.dm.test_x[:size], self.dm.test_y[:size]
+        batches = [(x[i : i + chunk], y[i : i + chunk]) for i in range(0, size, chunk)]
+        gen = torch.Generator(device="cpu").manual_seed(derive_seed("robust_eval", self.seed, step))
+        acc, loss = robust_accuracy(
+            module.model,
+            batches,
+            eps=float(cfg.eps),
+            alpha=float(cfg.alpha),
+            steps=int(cfg.eval_steps),
+            box=self.box,
+            generator=gen,
+        )
+        log_metrics(trainer, {"test/robust_acc": acc, "test/robust_loss": loss}, step)
+        self._last_step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = int(trainer.global_step)
+        if _due(step, self.config.eval_every_n_steps):
+            self._evaluate(trainer, pl_module, step)
+
+    def on_train_end(self, trainer, pl_module):
+        step = int(trainer.global_step)
+        if self._last_step != step:
             self._evaluate(trainer, pl_module, step)
 
 

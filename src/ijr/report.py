@@ -19,10 +19,10 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ijr.reporting import figures, tables
+from ijr.reporting import figures, table2, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
 
-TABLES = ("table1", "table5", "table6")
+TABLES = ("table1", "table2", "table5", "table6")
 FIGURES = ("fig1", "fig2", "fig4", "fig5", "fig6", "fig7", "fig8", "fig10", "fig36", "curves")
 NO_RUNS = ("fig7",)  # drawn from the paper's equations alone
 REPORTS = TABLES + FIGURES
@@ -138,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _table(args, runs) -> list:
+    if args.report == "table2":
+        frame = table2.table2(
+            runs,
+            profile=args.profile,
+            allow_mixed_profiles=args.allow_mixed_profiles,
+            experiment=args.experiment or "table2*",
+            paper=not args.no_paper,
+        )
+        return table2.write_table2(frame, args.out)
     frame = tables.build_table(
         args.report,
         runs,

@@ -70,6 +70,11 @@ def compute_run_key(cfg: DictConfig | dict, length: int = 12) -> str:
         _drop(container, key)
     if isinstance(container.get("probes"), dict) and container["probes"].get("name") == "none":
         container["probes"] = {"name": "none"}  # settings of probes that do not run change nothing
+    if (
+        isinstance(container.get("adversary"), dict)
+        and container["adversary"].get("name") == "none"
+    ):
+        del container["adversary"]  # no adversary: the same run as before the group existed
     blob = json.dumps(container, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
 

@@ -195,6 +195,15 @@ def _make_loggers(cfg: DictConfig, run: RunDir, steps_per_epoch: int):
     return csv_logger, loggers
 
 
+def _robust_callbacks(cfg: DictConfig, dm, module):
+    """PGD robust test accuracy for adversarially trained runs (adversary=at|trades)."""
+    if module.adversary is None:
+        return []
+    from ijr.callbacks import RobustEvaluate
+
+    return [RobustEvaluate(dm, module.adversary.config, module.adversary.box, int(cfg.seed))]
+
+
 def _probe_callbacks(cfg: DictConfig, dm, run: RunDir):
     if cfg.get("probes") is None or cfg.probes.get("name", "none") == "none":
         return []
@@ -323,6 +332,7 @@ def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
                 convergence_check_every=int(cfg.trainer.get("convergence_check_every", 100)),
             ),
             *_probe_callbacks(cfg, dm, run),
+            *_robust_callbacks(cfg, dm, module),
         ]
         if cfg.trainer.get("checkpoint", True):
             callbacks.append(

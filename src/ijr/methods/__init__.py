@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from ijr.attacks import PixelBox
+from ijr.methods.adversarial import Adversary, AdversaryConfig
 from ijr.methods.base import OptimConfig, ScheduleConfig, TrainingModule
 from ijr.methods.ejr import EfficientEJR, EfficientEJRv2, ExplicitJacobianRegularization
 from ijr.methods.penalties import GradientNormPenalty, InputJacobianRegularization
@@ -32,10 +34,45 @@ def method_kwargs(cfg) -> dict:
     return {k: v for k, v in dict(cfg.method).items() if k != "name"}
 
 
+# Methods that differentiate their own loss (double backprop), not accumulate_loss_gradient's:
+# TRADES' KL term would not reach them.
+OWN_LOSS_METHODS = ("ejr", "gnp", "input_jr")
+
+
+def build_adversary(cfg, datamodule) -> Adversary | None:
+    """The training attack of ``cfg.adversary`` (None for ``adversary=none`` or no such group)."""
+    raw = cfg.get("adversary")
+    if raw is None or raw.get("name", "none") == "none":
+        return None
+    config = AdversaryConfig(**dict(raw))
+    config.validate()
+    if cfg.data.name == "synthetic":
+        raise ValueError(
+            "adversarial training needs images with pixels in [0, 1] (its threat model); data=synthetic has unbounded inputs"
+        )
+    if cfg.loss.name != "cross_entropy" or datamodule.target_kind != "index":
+        raise ValueError("adversarial training needs loss=cross_entropy with class-index targets")
+    if config.name == "trades" and cfg.method.name in OWN_LOSS_METHODS:
+        raise ValueError(
+            f"adversary=trades cannot be combined with method={cfg.method.name} (it differentiates its own loss); "
+            f"use one of {', '.join(n for n in names() if n not in OWN_LOSS_METHODS)}"
+        )
+    return Adversary(config, pixel_box(datamodule), int(cfg.seed))
+
+
+def pixel_box(datamodule) -> PixelBox:
+    """The [0, 1] pixel cube in the datamodule's standardised coordinates."""
+    return PixelBox(
+        tuple(float(v) for v in datamodule.channel_mean),
+        tuple(float(v) for v in datamodule.channel_std),
+    )
+
+
 def build_module(cfg, model, datamodule, total_steps: int) -> TrainingModule:
     name = cfg.method.name
     if name not in METHODS:
         raise ValueError(f"unknown method '{name}'; valid methods: {', '.join(names())}")
+    adversary = build_adversary(cfg, datamodule)
     return METHODS[name](
         model,
         loss=cfg.loss.name,
@@ -48,8 +85,18 @@ def build_module(cfg, model, datamodule, total_steps: int) -> TrainingModule:
         divergence_loss=float(cfg.trainer.get("divergence_loss", 1e6)),
         log_every_n_steps=int(cfg.trainer.get("log_every_n_steps", 10)),
         steps_per_epoch=datamodule.steps_per_epoch,
+        adversary=adversary,
         **method_kwargs(cfg),
     )
 
 
-__all__ = ["METHODS", "OptimConfig", "ScheduleConfig", "TrainingModule", "build_module", "names"]
+__all__ = [
+    "METHODS",
+    "OptimConfig",
+    "ScheduleConfig",
+    "TrainingModule",
+    "build_adversary",
+    "build_module",
+    "names",
+    "pixel_box",
+]

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ijr.attacks import kl_divergence
 from ijr.metrics_log import log_metrics
 
 LOSSES = ("cross_entropy", "mse")
@@ -134,6 +135,7 @@ class TrainingModule(pl.LightningModule):
         divergence_loss: float = 1e6,
         log_every_n_steps: int = 10,
         steps_per_epoch: int = 1,
+        adversary=None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -155,6 +157,8 @@ class TrainingModule(pl.LightningModule):
         self.divergence_loss = float(divergence_loss)
         self.log_every_n_steps = max(1, int(log_every_n_steps))
         self.steps_per_epoch = max(1, int(steps_per_epoch))
+        self.adversary = adversary  # ijr.methods.adversarial.Adversary (AT / TRADES) or None
+        self._trades_inputs: torch.Tensor | None = None  # this step's TRADES examples
 
     # ------------------------------------------------------------------ model
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,9 +193,14 @@ class TrainingModule(pl.LightningModule):
         detached tensors."""
         total_loss = torch.zeros((), device=x.device)
         correct = torch.zeros((), device=x.device, dtype=torch.long)
+        start = 0
         for xc, yc, weight in self.chunks(x, y):
             logits = self.model(xc)
             loss = self.loss_fn(logits, yc)
+            if self._trades_inputs is not None:  # TRADES: + beta KL(p(x) || p(x_adv)) per chunk
+                adv = self._trades_inputs[start : start + xc.shape[0]]
+                loss = loss + self.adversary.config.beta * kl_divergence(logits, self.model(adv))
+            start += xc.shape[0]
             objective = loss if extra is None else loss + extra(logits, xc, yc)
             self.backward_scaled(objective, weight)
             total_loss += loss.detach() * weight
@@ -220,7 +229,16 @@ class TrainingModule(pl.LightningModule):
         opt = self.optimizers()
         sched = self.lr_schedulers()
         opt.zero_grad(set_to_none=True)
-        logs = self.compute_gradients(x, y, step)
+        if self.adversary is not None:  # AT trains on the attack; TRADES adds it to the loss
+            x_adv = self.adversary.craft(self.model, x, y, step)
+            if self.adversary.is_trades:
+                self._trades_inputs = x_adv
+            else:
+                x = x_adv
+        try:
+            logs = self.compute_gradients(x, y, step)
+        finally:
+            self._trades_inputs = None
         loss = float(logs.pop("loss"))
         correct = logs.pop("correct")
         if not math.isfinite(loss) or loss > self.divergence_loss:
