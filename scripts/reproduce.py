@@ -35,6 +35,11 @@ TARGETS: dict[str, tuple[list[str], list[str], list[tuple[str, str, str | None, 
         [],
         [("fig2", "fig2", "fig2_sharpness_jacobian", ["--select", "seed=0"])],
     ),
+    "fig3": (
+        ["fig3_trajectory"],
+        [],
+        [("fig3", "fig3", "fig3_trajectory", ["--select", "seed=0"])],
+    ),
     "fig4": (["fig4_arp"], [], [("fig4", "fig4", "fig4_arp", ["--select", "seed=0"])]),
     "fig5": (
         ["fig5_lr", "fig5_batch"],

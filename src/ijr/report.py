@@ -23,7 +23,19 @@ from ijr.reporting import figures, table2, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
 
 TABLES = ("table1", "table2", "table5", "table6")
-FIGURES = ("fig1", "fig2", "fig4", "fig5", "fig6", "fig7", "fig8", "fig10", "fig36", "curves")
+FIGURES = (
+    "fig1",
+    "fig2",
+    "fig3",
+    "fig4",
+    "fig5",
+    "fig6",
+    "fig7",
+    "fig8",
+    "fig10",
+    "fig36",
+    "curves",
+)
 NO_RUNS = ("fig7",)  # drawn from the paper's equations alone
 REPORTS = TABLES + FIGURES
 
@@ -117,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K=V;K=V",
         help="fig5: one panel row per filter (repeatable)",
     )
-    parser.add_argument("--windows", help="fig2: step windows START:END[,START:END...]")
+    parser.add_argument(
+        "--windows",
+        help="fig2: step windows; fig3: zoom windows after the whole run (START:END[,...])",
+    )
     parser.add_argument("--left", default=figures.SHARPNESS, help="fig2: metric on the left axis")
     parser.add_argument("--right", default=figures.JACOBIAN, help="fig2: metric on the right axis")
     parser.add_argument("--x", default="step", choices=("step", "epoch"), help="curves: x axis")
@@ -171,6 +186,9 @@ def _figure(args, runs) -> list:
         fig = figures.fig1(runs, example=args.example)
     elif report == "fig2":
         fig = figures.fig2(runs, windows=_windows(args.windows), left=args.left, right=args.right)
+    elif report == "fig3":
+        windows = _windows(args.windows)
+        fig = figures.fig3(runs, windows=[None, *windows] if windows else (None, (100, 300)))
     elif report == "fig4":
         fig = figures.fig4(runs)
     elif report == "fig5":

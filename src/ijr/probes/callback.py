@@ -32,6 +32,8 @@ from ijr.probes.config import ProbeConfig
 from ijr.probes.examples import EIGVEC_FILE_NAME, FILE_NAME, LogitEigvecsCSV, ProbeExamplesCSV
 from ijr.probes.measure import ProbeMeasurer, ProbeState
 from ijr.probes.schedule import ProbeSchedule
+from ijr.probes.trajectory import FILE_NAME as TRAJECTORY_FILE
+from ijr.probes.trajectory import TrajectoryFile
 
 log = logging.getLogger("ijr")
 STATE_VERSION = 1
@@ -87,6 +89,11 @@ class CurvatureProbes(pl.Callback):
         self.eigvecs_csv = (
             LogitEigvecsCSV(self.run_dir / EIGVEC_FILE_NAME)
             if config.enabled and "subspace" in config.expensive
+            else None
+        )
+        self.trajectory_file = (
+            TrajectoryFile(self.run_dir / TRAJECTORY_FILE, config.trajectory_dim)
+            if config.enabled and "trajectory" in config.cheap
             else None
         )
         self.arp = (
@@ -190,7 +197,7 @@ class CurvatureProbes(pl.Callback):
         else:
             self.state.theta0 = [p.detach().clone() for p in pl_module.model.parameters()]
         if trainer.is_global_zero:
-            for table in (self.examples_csv, self.eigvecs_csv):
+            for table in (self.examples_csv, self.eigvecs_csv, self.trajectory_file):
                 if table is not None:
                     table.truncate_from(step)
         log.info(
@@ -301,6 +308,12 @@ class CurvatureProbes(pl.Callback):
             and trainer.is_global_zero
         ):
             self.eigvecs_csv.append(step, result.eigvec_heatmap)
+        if (
+            self.trajectory_file is not None
+            and result.sketch is not None
+            and trainer.is_global_zero
+        ):
+            self.trajectory_file.append(step, result.sketch)
         self._before_last = before
         self.last_step = step
 

@@ -14,7 +14,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 # Metric groups. Cheap ones run at every probe step, expensive ones at expensive probe steps.
-CHEAP_GROUPS = ("weights", "logits", "impurity", "jacobian")
+CHEAP_GROUPS = ("weights", "logits", "impurity", "jacobian", "trajectory")
+DEFAULT_CHEAP = ("weights", "logits", "impurity", "jacobian")
 EXPENSIVE_GROUPS = ("sharpness", "gauss_newton", "rho_b", "io_jacobian", "gen_gap", "subspace")
 BN_MODES = ("train", "eval")
 DTYPES = ("float32", "float64")
@@ -61,7 +62,7 @@ class ProbeConfig:
     at_steps: list[int] = field(default_factory=list)
     log_spaced: int | None = None
     at_end: bool = True
-    cheap: tuple[str, ...] = CHEAP_GROUPS
+    cheap: tuple[str, ...] = DEFAULT_CHEAP
     expensive: tuple[str, ...] = ()
     dtype: str = "float32"
     bn_mode: str = "train"
@@ -71,6 +72,7 @@ class ProbeConfig:
     rho_b_batches: int = 8
     rho_b_population: str = "train"
     track_examples: int = 0
+    trajectory_dim: int = 1024
     arp: ARPConfig = field(default_factory=ARPConfig)
 
     @property
@@ -182,6 +184,7 @@ def parse_probe_config(node: Any) -> ProbeConfig:
     pc.at_end = _bool("at_end", raw.get("at_end", pc.at_end))
     pc.cheap = _groups("cheap", raw.get("cheap", list(pc.cheap)), CHEAP_GROUPS)
     pc.expensive = _groups("expensive", raw.get("expensive", list(pc.expensive)), EXPENSIVE_GROUPS)
+    pc.trajectory_dim = _int("trajectory_dim", raw.get("trajectory_dim", pc.trajectory_dim), 1)  # type: ignore[assignment]
     pc.dtype = _choice("dtype", raw.get("dtype", pc.dtype), DTYPES)
     pc.bn_mode = _choice("bn_mode", raw.get("bn_mode", pc.bn_mode), BN_MODES)
     pc.io_jacobian_bn_mode = _choice(

@@ -14,6 +14,8 @@ Metric groups and what they log (``probe/`` prefix omitted):
 
 * ``weights``: ``weight_norm`` ||theta||, ``layer_norm/<name>`` per weight tensor,
   ``output_layer_norm``, ``dist_from_init`` ||theta_t - theta_0||;
+* ``trajectory`` (not a metric): a count sketch S theta in R^D of the parameters for
+  ``trajectory.bin`` (Figures 3, 27; :mod:`ijr.probes.trajectory`);
 * ``logits``: ``logit_norm`` <||z||>, ``logit_sum_abs`` <|1^T z / sqrt(C)|> (App. F, Figure 12);
 * ``impurity``: ``impurity_mean``, ``impurity_q25``, ``impurity_q75`` (lambda^(1) of
   M = diag(p) - p p^T over the probe set, Theorem 4.1), ``gini_lower_mean`` <p_(1)(1 - p_(1))>
@@ -62,6 +64,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ijr import curvature
 from ijr.probes.config import ProbeConfig
+from ijr.probes.trajectory import ParameterSketch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -119,6 +122,7 @@ class Measurement:
     warm_vector: torch.Tensor | None = None
     examples: tuple[list[float], list[float], list[float]] | None = None  # p_top1, impurity, p_true
     eigvec_heatmap: torch.Tensor | None = None  # (C, C) rank-ordered <Q Lambda^{1/2}> (Figure 8)
+    sketch: torch.Tensor | None = None  # count sketch S theta of the parameters (Figures 3, 27)
 
 
 def _cast_batches(
@@ -166,6 +170,7 @@ class ProbeMeasurer:
         self.config = config
         self.num_outputs = int(num_outputs)
         self.dtype = DTYPES[config.dtype]
+        self._sketch: ParameterSketch | None = None
 
     # -------------------------------------------------------------- model
     def model_for_measurement(self, model: nn.Module) -> nn.Module:
@@ -212,6 +217,12 @@ class ProbeMeasurer:
                 if state.theta0 is not None:
                     theta0 = [t.to(device=device, dtype=self.dtype) for t in state.theta0]
                     m["probe/dist_from_init"] = float(curvature.dist_from_init(measured, theta0))
+            if "trajectory" in cfg.cheap:
+                params = [p for p in measured.parameters() if p.requires_grad]
+                if self._sketch is None:
+                    count = sum(p.numel() for p in params)
+                    self._sketch = ParameterSketch(count, cfg.trajectory_dim, cfg.seed)
+                out.sketch = self._sketch(params)
             if "logits" in cfg.cheap:
                 stats = curvature.logit_stats(measured, batches)
                 m["probe/logit_norm"] = float(stats.logit_norm)

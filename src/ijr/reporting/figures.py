@@ -18,6 +18,7 @@ fig5        Fig. 5 (and 22–25): settings as solid/dashed/dotted lines, ARP end
 curves      Figs. 12–14, 22–25, 35: any metrics, one panel each, one line style per setting
 fig6        Fig. 6 / 29: test accuracy and loss per epoch, SGD solid, EJR dashed
 fig36       Fig. 36: final test accuracy over η × λ_reg (lines or heatmap)
+fig3        Figs. 3 / 27: UMAP of the parameter trajectory (count sketches), blue → red by step
 fig7        Fig. 7: the secular function v(λ) of eq. (10) for one p (no runs needed)
 fig8        Figs. 8 / 30: heatmaps of the rank-ordered ⟨QΛ^{1/2}⟩ at chosen probe steps
 fig10       Figs. 10 / 34: cos(g^D, r); cos(−g, Jq⁽¹⁾); A_S(g^D) and A_S(r) (eq. 48)
@@ -1012,4 +1013,54 @@ def fig10(runs, out=None) -> Figure:
     for ax in (left, middle, right):
         ax.set_xlabel("step")
         _legend(ax)
+    return _finish(fig, as_runs(runs), out)
+
+
+# ----------------------------------------------------------------------------- Figures 3, 27
+def fig3(
+    runs,
+    windows: Sequence[tuple[float, float] | None] = (None, (100, 300)),
+    n_neighbors: int = 15,
+    seed: int = 0,
+    out=None,
+) -> Figure:
+    """Figures 3 and 27: UMAP (McInnes et al. 2018) of the optimisation trajectory {theta_t},
+    one panel per step window (default: the whole run, then the oscillatory steps 100-300, each
+    embedded on its own as in Figure 27), points coloured by step from blue to red and joined in
+    order. The input is the run's ``trajectory.bin`` (count sketches S theta_t, the
+    ``trajectory`` probe group; :mod:`ijr.probes.trajectory`); UMAP runs with a fixed
+    ``random_state`` so the figure is reproducible."""
+    import umap
+
+    from ijr.probes.trajectory import read_trajectory
+
+    run = one_run(runs, "fig3")
+    steps, sketches = read_trajectory(run["run_dir"])
+    fig, axes = new_figure(1, len(windows), panel=(4.4, 3.6))
+    for ax, window in zip(axes[0], windows, strict=True):
+        keep = np.ones_like(steps, dtype=bool)
+        if window is not None:
+            keep = (steps >= window[0]) & (steps <= window[1])
+        if int(keep.sum()) < 4:
+            raise ValueError(
+                f"fig3: {int(keep.sum())} trajectory points in steps {window or 'all'}; UMAP needs at least 4"
+            )
+        points = sketches[keep].astype(np.float64)
+        reducer = umap.UMAP(
+            n_neighbors=min(n_neighbors, len(points) - 1), random_state=seed, n_jobs=1
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # n_jobs / spectral-initialisation notices
+            embedding = reducer.fit_transform(points)
+        ax.plot(embedding[:, 0], embedding[:, 1], color="0.75", linewidth=0.5, zorder=1)
+        dots = ax.scatter(
+            embedding[:, 0], embedding[:, 1], c=steps[keep], cmap="coolwarm", s=8, zorder=2
+        )
+        fig.colorbar(dots, ax=ax, label="step")
+        lo, hi = int(steps[keep].min()), int(steps[keep].max())
+        ax.set_title(f"steps {lo}–{hi}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("UMAP 1")
+        ax.set_ylabel("UMAP 2")
     return _finish(fig, as_runs(runs), out)
