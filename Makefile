@@ -72,7 +72,7 @@ table6: install ## Table 6: EJR.v2 sweep (GPU scale: PROFILE=paper) then results
 figures: install ## every figure that fits the profile: results/$(PROFILE)/fig*.{png,pdf}
 	$(REPRODUCE) figures
 
-fig%: install ## one figure, e.g. `make fig4` (fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig10 fig12 fig15 fig35 fig36)
+fig%: install ## one figure, e.g. `make fig4` (fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig12 fig15 fig35 fig36)
 	$(REPRODUCE) fig$*
 
 wandb-sync: install ## upload offline W&B runs found under RUNS

@@ -112,3 +112,21 @@ def test_every_key_is_commented():
             if "#" not in stripped and not re.match(r"^\w+: \{.*\}$", stripped) and ":" in stripped:
                 missing.append(f"{path.relative_to(CONF_DIR)}:{lineno}: {stripped}")
     assert not missing, "uncommented keys:\n" + "\n".join(missing)
+
+
+def test_every_make_target_names_real_experiments_and_reports():
+    """scripts/reproduce.py (make table1 / fig<N> / figures) only names experiments that exist and
+    reports that ijr-report knows."""
+    import importlib.util
+
+    from ijr.report import REPORTS
+
+    spec = importlib.util.spec_from_file_location(
+        "reproduce", CONF_DIR.parent / "scripts" / "reproduce.py"
+    )
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    for target, (always, paper_only, reports) in reproduce.TARGETS.items():
+        assert set(always + paper_only) <= set(EXPERIMENTS), target
+        assert reports and all(name in REPORTS for name, *_ in reports), target
+    assert set(reproduce.FIGURES + reproduce.FIGURES_PAPER_ONLY) <= set(reproduce.TARGETS)

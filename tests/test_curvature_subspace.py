@@ -158,3 +158,54 @@ def test_expected_random_cosine_matches_monte_carlo():
     assert cv.expected_random_cosine(10**6) == pytest.approx(
         math.sqrt(2 / (math.pi * 1e6)), rel=1e-5
     )
+
+
+def test_margin_statistics_match_the_explicit_jacobian():
+    model = tiny_mlp(seed=11, c=3)
+    x, _ = data(n=25, c=3, seed=12)
+    jac = dense_logit_jacobian(model, x)  # (N, C, m)
+    with torch.no_grad():
+        p = torch.softmax(model(x), dim=-1)
+    lam1, q1 = cv.top_logit_eigvec(p)
+    m = torch.einsum("ncm,nc->nm", jac, q1) * lam1.sqrt().unsqueeze(1)
+    top = p.argmax(-1)
+    means = torch.stack(
+        [
+            m[top == c].mean(0) if (top == c).any() else torch.zeros(m.shape[1], dtype=F64)
+            for c in range(3)
+        ]
+    )
+    got = cv.margin_statistics(model, [x[:9], x[9:]])
+    assert torch.equal(got.top1, top) and torch.equal(
+        got.top2, torch.argsort(p, -1, descending=True)[:, 1]
+    )
+    assert torch.allclose(got.mean_gram, means @ means.T, atol=1e-12)
+    unit = m / m.norm(dim=1, keepdim=True)
+    for c in range(3):
+        members = top == c
+        if members.any():
+            assert float(got.mrl[c]) == pytest.approx(
+                float(unit[members].mean(0).norm()), abs=1e-12
+            )
+            cos = unit @ means[c] / means[c].norm()
+            assert torch.allclose(got.cos_to_means[:, c], cos, atol=1e-12)
+        else:
+            assert math.isnan(float(got.mrl[c]))
+    assert ((got.mrl[got.counts > 0] >= 0) & (got.mrl[got.counts > 0] <= 1 + 1e-12)).all()
+
+
+def test_eigvec_jacobian_statistics_match_the_explicit_jacobian():
+    model = tiny_mlp(seed=13, c=4)
+    x, _ = data(n=3, c=4, seed=14)
+    jac = dense_logit_jacobian(model, x)  # (N, C, m)
+    with torch.no_grad():
+        p = torch.softmax(model(x), dim=-1)
+    ratios, cos_sq = cv.eigvec_jacobian_statistics(model, [x])
+    for n in range(3):
+        _, q, _ = dense_oriented_eigh(p[n])
+        jq = q.T @ jac[n]  # (C, m): row i = J q^(i)
+        norms = jq.norm(dim=1)
+        assert torch.allclose(ratios[n], norms / norms.mean(), atol=1e-10)
+        cos = (jq @ jq.T) / torch.outer(norms, norms)
+        assert torch.allclose(cos_sq[n], cos.square(), atol=1e-10)
+    assert torch.allclose(torch.diagonal(cos_sq, dim1=1, dim2=2), torch.ones(3, 4, dtype=F64))

@@ -83,6 +83,51 @@ def test_fig10_panels(subspace_run):
     assert all(ax.get_xlabel() == "step" for ax in (left, middle, right))
 
 
+def test_margins_files_and_fig9_fig11_fig33(subspace_run, tmp_path, capsys):
+    from ijr.probes.examples import StepArrays
+
+    data = StepArrays(subspace_run / "margins").load()
+    assert list(data) == [0, 10, 20, 30, 40]
+    last = data[40]
+    n = 64
+    assert last["cos_to_means"].shape == (n, 10) and last["mean_gram"].shape == (10, 10)
+    assert last["jq_ratios"].shape == (3, 10) and last["jq_cos_sq"].shape == (3, 10, 10)
+    present = last["counts"] > 0
+    assert int(last["counts"].sum()) == n and np.all(
+        (last["mrl"][present] >= 0) & (last["mrl"][present] <= 1)
+    )
+    rows = read_rows(subspace_run / "metrics.csv")
+    mrl = [float(r["probe/mrl_mean"]) for r in rows if r.get("probe/mrl_mean")]
+    assert len(mrl) == 5 and mrl[-1] == pytest.approx(float(np.nanmean(last["mrl"])))
+    runs = load_runs(subspace_run)
+    fig = figures.fig9(runs)
+    i, j = figures.default_pair(last)
+    assert fig.axes[0].get_title() == f"classes {i} and {j}, step 40"
+    members = int((last["top1"] == i).sum() + (last["top1"] == j).sum())
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == members
+    assert len(figures.fig11(runs, step=12).axes) == 2
+    assert len(figures.fig33(runs).axes[0].get_lines()) == 10
+    for args in (
+        ["fig9", "--pair", "0,1"],
+        ["fig11", "--steps", "20"],
+        ["fig33"],
+    ):
+        out = tmp_path / args[0]
+        code = report.main([args[0], "--runs", str(subspace_run), "--out", str(out), *args[1:]])
+        err = capsys.readouterr().err
+        if code != 0:  # class 0 or 1 may be nobody's top class this early: a clear one-line error
+            assert args[0] == "fig9" and "most likely class" in err, err
+        else:
+            assert (tmp_path / f"{args[0]}.png").stat().st_size > 5000
+    assert (
+        report.main(
+            ["fig9", "--runs", str(subspace_run), "--out", str(tmp_path / "x"), "--pair", "1"]
+        )
+        == 2
+    )
+    assert "--pair expects" in capsys.readouterr().err
+
+
 def test_cli_writes_fig7_fig8_fig10(subspace_run, tmp_path, capsys):
     for args in (
         ["fig7", "--out", str(tmp_path / "fig7"), "--p", "0.5,0.3,0.2"],

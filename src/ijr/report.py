@@ -32,7 +32,10 @@ FIGURES = (
     "fig6",
     "fig7",
     "fig8",
+    "fig9",
     "fig10",
+    "fig11",
+    "fig33",
     "fig36",
     "curves",
 )
@@ -146,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", help="fig8: probe steps to draw, comma-separated (default: last)"
     )
     parser.add_argument("--p", help="fig7: the probability vector, comma-separated")
+    parser.add_argument("--pair", help="fig9: the two classes I,J (default: most opposed means)")
     parser.add_argument(
         "--kind", default="lines", choices=("lines", "heatmap"), help="fig36: lines or heatmap"
     )
@@ -200,6 +204,18 @@ def _figure(args, runs) -> list:
         fig = figures.fig8(runs, steps=_steps(args.steps))
     elif report == "fig10":
         fig = figures.fig10(runs)
+    elif report in ("fig9", "fig11"):
+        steps = _steps(args.steps)
+        step = steps[0] if steps else None
+        if report == "fig11":
+            fig = figures.fig11(runs, step=step)
+        else:
+            pair = _steps(args.pair)
+            if pair is not None and len(pair) != 2:
+                raise UsageError(f"--pair expects two classes I,J, got '{args.pair}'")
+            fig = figures.fig9(runs, step=step, pair=tuple(pair) if pair else None)
+    elif report == "fig33":
+        fig = figures.fig33(runs)
     elif report == "fig36":
         fig = figures.fig36(runs, kind=args.kind)
     else:

@@ -9,6 +9,10 @@
 * :func:`subspace_alignment` -- A_S(v) = ||P_S(v)|| / ||v|| (eq. 48).
 * :func:`gradient_margin_cosine` -- cos(-g, J q^(1)) per example (Figure 10, middle).
 * :func:`mean_gradient` -- the total gradient g^D = <g> (Figure 10, left and right).
+* :func:`margin_statistics` -- per example, the cosines of m(x) with every class mean m_bar^k
+  and the mean resultant lengths (MRL) rho_i = ||<m / ||m||>_{D_i}|| (Figures 9, 31-33).
+* :func:`eigvec_jacobian_statistics` -- ||J q^(i)|| relative to their mean and
+  cos^2(J q^(i), J q^(j)) per example (Figure 11).
 
 Signs: eq. (45) writes q^(i) = alpha (p_j / (p_j - lambda^(i)))_j with alpha > 0, so every entry
 whose p_j exceeds lambda^(i) -- in particular q^(i)_(1) and q^(i)_(i) -- is positive; eigenvectors
@@ -265,8 +269,140 @@ def gradient_margin_cosine(
     return torch.tensor(out, dtype=torch.float64)
 
 
+@dataclass
+class MarginStatistics:
+    """Per-example directional data of m = sqrt(lambda^(1)) J q^(1) (App. D, Figures 9, 31-33).
+
+    Attributes:
+        cos_to_means: (N, C) -- cos(m(x), m_bar^k) for every example and class mean (NaN for an
+            empty D_k or a zero m(x)).
+        mean_gram: (C, C) -- <m_bar^i, m_bar^j> (cosines between means and 2-D projections follow).
+        counts: (C,) -- |D_i|.
+        mrl: (C,) -- mean resultant length ||<m / ||m||>_{D_i}|| in [0, 1] (NaN for empty D_i).
+        top1, top2: (N,) -- the most and second most likely class of each example.
+    """
+
+    cos_to_means: torch.Tensor
+    mean_gram: torch.Tensor
+    counts: torch.Tensor
+    mrl: torch.Tensor
+    top1: torch.Tensor
+    top2: torch.Tensor
+
+
+def _per_example_margin_vectors(fm: FunctionalModel, leaves, x: torch.Tensor):
+    """Yield (m(x_i), p(x_i)) for the examples of ``x``, one reverse pass each."""
+    for i in range(x.shape[0]):
+        z = fm.forward(leaves, x[i : i + 1])
+        with torch.no_grad():
+            p = torch.softmax(z.detach().to(torch.float64), dim=-1)
+            lam1, q1 = top_logit_eigvec(p)
+            coef = (lam1.clamp_min(0).sqrt().unsqueeze(-1) * q1).to(z.dtype)
+        grads = torch.autograd.grad(
+            (coef * z).sum(), leaves, allow_unused=True, materialize_grads=True
+        )
+        yield torch.cat([g.reshape(-1) for g in grads]).to(torch.float64), p[0]
+
+
+def margin_statistics(
+    model: nn.Module, inputs: Any, *, dtype: torch.dtype | None = None
+) -> MarginStatistics:
+    """The directional statistics of m(x) over the examples of ``inputs`` (see
+    :class:`MarginStatistics`): the class means by :func:`margin_directions` (one reverse pass per
+    class), then m(x) of every example (one reverse pass each, not stored). The examples must be
+    independent (no batch-statistics BatchNorm, no active dropout)."""
+    from .jacobian import _require_independent_examples
+
+    check_model(model)
+    chunks = as_inputs(inputs)
+    _require_independent_examples(model, "margin_statistics")
+    dirs = margin_directions(model, chunks, dtype=dtype)
+    means = dirs.means.to(torch.float64)
+    norms = means.norm(dim=1)
+    num_classes = means.shape[0]
+    fm = FunctionalModel(model, dtype)
+    leaves = fm.leaves()
+    unit_sums = torch.zeros_like(means)
+    cos_rows, top1, top2 = [], [], []
+    with rng_guard(fm.device):
+        for x in chunks:
+            for m, p in _per_example_margin_vectors(fm, leaves, fm.cast_input(x)):
+                order = torch.argsort(p, descending=True)
+                top1.append(int(order[0]))
+                top2.append(int(order[1]))
+                length = float(m.norm())
+                if length == 0:
+                    cos_rows.append(torch.full((num_classes,), math.nan, dtype=torch.float64))
+                    continue
+                unit = m / length
+                unit_sums[int(order[0])] += unit
+                with torch.no_grad():
+                    cos = (means @ unit) / norms.clamp_min(torch.finfo(torch.float64).tiny)
+                cos[norms == 0] = math.nan
+                cos_rows.append(cos.cpu())
+    counts = dirs.counts
+    mrl = torch.full((num_classes,), math.nan, dtype=torch.float64)
+    present = counts > 0
+    mrl[present] = unit_sums[present.to(unit_sums.device)].norm(dim=1).cpu() / counts[present].to(
+        torch.float64
+    )
+    return MarginStatistics(
+        cos_to_means=torch.stack(cos_rows),
+        mean_gram=(means @ means.T).cpu(),
+        counts=counts,
+        mrl=mrl,
+        top1=torch.tensor(top1),
+        top2=torch.tensor(top2),
+    )
+
+
+def eigvec_jacobian_statistics(
+    model: nn.Module, inputs: Any, *, dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Figure 11 for every example of ``inputs``: (ratios (N, C), cos_sq (N, C, C)) with
+    ratios[n, i] = ||J q^(i)|| / (sum_j ||J q^(j)|| / C) and cos_sq[n, i, j] =
+    cos^2(J q^(i), J q^(j)), q^(i) the eigenvectors of M in descending eigenvalue order (the last,
+    lambda = 0, is 1/sqrt(C)). From the C x C Gram J^T J of the exact per-example Jacobian (C
+    reverse passes per example); the examples must be independent."""
+    from .jacobian import _require_independent_examples
+
+    check_model(model)
+    chunks = as_inputs(inputs)
+    _require_independent_examples(model, "eigvec_jacobian_statistics")
+    fm = FunctionalModel(model, dtype)
+    leaves = fm.leaves()
+    ratios, cos_sq = [], []
+    with rng_guard(fm.device):
+        for x in chunks:
+            x = fm.cast_input(x)
+            for i in range(x.shape[0]):
+                z = fm.forward(leaves, x[i : i + 1])[0]
+                rows = []
+                for c in range(z.shape[0]):
+                    g = torch.autograd.grad(
+                        z[c],
+                        leaves,
+                        retain_graph=c < z.shape[0] - 1,
+                        allow_unused=True,
+                        materialize_grads=True,
+                    )
+                    rows.append(torch.cat([t.reshape(-1) for t in g]).to(torch.float64))
+                jac = torch.stack(rows)  # (C, m): row c = d z_c / d theta
+                _, q = logit_hessian_eigh(torch.softmax(z.detach().to(torch.float64), dim=-1))
+                jq = q.T @ jac  # row i = (J q^(i))^T
+                gram = jq @ jq.T
+                norm = gram.diagonal().clamp_min(0).sqrt()
+                ratios.append((norm / norm.mean()).cpu())
+                denom = torch.outer(norm, norm).clamp_min(torch.finfo(torch.float64).tiny)
+                cos_sq.append((gram / denom).square().cpu())
+    return torch.stack(ratios), torch.stack(cos_sq)
+
+
 __all__ = [
     "MarginDirections",
+    "MarginStatistics",
+    "eigvec_jacobian_statistics",
+    "margin_statistics",
     "cosine",
     "expected_random_cosine",
     "gradient_margin_cosine",

@@ -29,7 +29,14 @@ from ijr.data.rng import derive_seed
 from ijr.metrics_log import log_metrics
 from ijr.probes.arp import ARPTracker
 from ijr.probes.config import ProbeConfig
-from ijr.probes.examples import EIGVEC_FILE_NAME, FILE_NAME, LogitEigvecsCSV, ProbeExamplesCSV
+from ijr.probes.examples import (
+    EIGVEC_FILE_NAME,
+    FILE_NAME,
+    MARGINS_DIR,
+    LogitEigvecsCSV,
+    ProbeExamplesCSV,
+    StepArrays,
+)
 from ijr.probes.measure import ProbeMeasurer, ProbeState
 from ijr.probes.schedule import ProbeSchedule
 from ijr.probes.trajectory import FILE_NAME as TRAJECTORY_FILE
@@ -89,6 +96,11 @@ class CurvatureProbes(pl.Callback):
         self.eigvecs_csv = (
             LogitEigvecsCSV(self.run_dir / EIGVEC_FILE_NAME)
             if config.enabled and "subspace" in config.expensive
+            else None
+        )
+        self.margins_files = (
+            StepArrays(self.run_dir / MARGINS_DIR)
+            if config.enabled and "margins" in config.expensive
             else None
         )
         self.trajectory_file = (
@@ -197,7 +209,12 @@ class CurvatureProbes(pl.Callback):
         else:
             self.state.theta0 = [p.detach().clone() for p in pl_module.model.parameters()]
         if trainer.is_global_zero:
-            for table in (self.examples_csv, self.eigvecs_csv, self.trajectory_file):
+            for table in (
+                self.examples_csv,
+                self.eigvecs_csv,
+                self.trajectory_file,
+                self.margins_files,
+            ):
                 if table is not None:
                     table.truncate_from(step)
         log.info(
@@ -314,6 +331,8 @@ class CurvatureProbes(pl.Callback):
             and trainer.is_global_zero
         ):
             self.trajectory_file.append(step, result.sketch)
+        if self.margins_files is not None and result.margins is not None and trainer.is_global_zero:
+            self.margins_files.save(step, result.margins)
         self._before_last = before
         self.last_step = step
 

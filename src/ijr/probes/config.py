@@ -16,7 +16,15 @@ from omegaconf import DictConfig, OmegaConf
 # Metric groups. Cheap ones run at every probe step, expensive ones at expensive probe steps.
 CHEAP_GROUPS = ("weights", "logits", "impurity", "jacobian", "trajectory")
 DEFAULT_CHEAP = ("weights", "logits", "impurity", "jacobian")
-EXPENSIVE_GROUPS = ("sharpness", "gauss_newton", "rho_b", "io_jacobian", "gen_gap", "subspace")
+EXPENSIVE_GROUPS = (
+    "sharpness",
+    "gauss_newton",
+    "rho_b",
+    "io_jacobian",
+    "gen_gap",
+    "subspace",
+    "margins",
+)
 BN_MODES = ("train", "eval")
 DTYPES = ("float32", "float64")
 EIGEN_METHODS = ("lanczos", "power")

@@ -12,6 +12,12 @@ than one number per step:
   (Figure 8 / Figure 30, :func:`ijr.curvature.logit_eigvec_heatmap`), written by the ``subspace``
   probe group. Columns: ``step, rank, eigenpair, value`` -- C x C rows per expensive probe step.
 
+* ``margins/step_<t>.npz`` -- the directional data of m = sqrt(lambda^(1)) J q^(1) (Figures 9,
+  11, 31-33), written by the ``margins`` probe group at each expensive probe: ``cos_to_means``
+  (N, C), ``mean_gram`` (C, C), ``counts``, ``mrl`` (C,), ``top1``, ``top2``, ``labels`` (N,) over
+  the probe set, and ``jq_ratios`` (k, C), ``jq_cos_sq`` (k, C, C) of the k tracked examples
+  (:func:`ijr.curvature.margin_statistics`, :func:`ijr.curvature.eigvec_jacobian_statistics`).
+
 Rows are appended and flushed at each probe step (a killed run keeps what it measured); on
 (re)start, rows with ``step >= the start step`` are dropped because they are measured again,
 exactly as ``metrics.csv`` does, so a resumed run writes the same file as an uninterrupted one.
@@ -109,7 +115,56 @@ class LogitEigvecsCSV(StepRowsCSV):
         )
 
 
+MARGINS_DIR = "margins"
+
+
+class StepArrays:
+    """One ``step_<t>.npz`` per probe step in a folder (written atomically); on (re)start the
+    files of steps >= the start step are removed, like the rows of the CSV files."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+
+    def _steps(self) -> dict[int, Path]:
+        if not self.folder.is_dir():
+            return {}
+        out = {}
+        for path in self.folder.glob("step_*.npz"):
+            try:
+                out[int(path.stem.split("_", 1)[1])] = path
+            except ValueError:
+                continue
+        return dict(sorted(out.items()))
+
+    def truncate_from(self, step: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for s, path in self._steps().items():
+            if s >= step:
+                path.unlink()
+
+    def save(self, step: int, arrays: dict) -> None:
+        import numpy as np
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".step_{int(step):08d}.npz.tmp"
+        with tmp.open("wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, self.folder / f"step_{int(step):08d}.npz")
+
+    def load(self) -> dict[int, dict]:
+        """{step: {name: array}} for every saved step, in step order."""
+        import numpy as np
+
+        out = {}
+        for s, path in self._steps().items():
+            with np.load(path) as data:
+                out[s] = {k: data[k] for k in data.files}
+        return out
+
+
 __all__ = [
+    "MARGINS_DIR",
+    "StepArrays",
     "COLUMNS",
     "EIGVEC_COLUMNS",
     "EIGVEC_FILE_NAME",

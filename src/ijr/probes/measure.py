@@ -14,6 +14,9 @@ Metric groups and what they log (``probe/`` prefix omitted):
 
 * ``weights``: ``weight_norm`` ||theta||, ``layer_norm/<name>`` per weight tensor,
   ``output_layer_norm``, ``dist_from_init`` ||theta_t - theta_0||;
+* ``margins`` (Figures 9, 11, 31-33): ``mrl_mean``, the mean over classes of the mean
+  resultant length of m / ||m|| within D_i; the per-example directional data go to
+  ``margins/step_<t>.npz`` (per-example quantities: BatchNorm in eval mode);
 * ``trajectory`` (not a metric): a count sketch S theta in R^D of the parameters for
   ``trajectory.bin`` (Figures 3, 27; :mod:`ijr.probes.trajectory`);
 * ``logits``: ``logit_norm`` <||z||>, ``logit_sum_abs`` <|1^T z / sqrt(C)|> (App. F, Figure 12);
@@ -123,6 +126,7 @@ class Measurement:
     examples: tuple[list[float], list[float], list[float]] | None = None  # p_top1, impurity, p_true
     eigvec_heatmap: torch.Tensor | None = None  # (C, C) rank-ordered <Q Lambda^{1/2}> (Figure 8)
     sketch: torch.Tensor | None = None  # count sketch S theta of the parameters (Figures 3, 27)
+    margins: dict | None = None  # arrays of margins/step_<t>.npz (Figures 9, 11, 31-33)
 
 
 def _cast_batches(
@@ -308,6 +312,12 @@ class ProbeMeasurer:
             with measurement_mode(measured, "eval"):  # per-example gradients: BN running stats
                 cos = curvature.gradient_margin_cosine(measured, loss_fn, tracked)
             m["probe/grad_margin_cos"] = float(cos.mean())
+        if expensive and "margins" in cfg.expensive and not one_output:
+            with measurement_mode(measured, "eval"):  # per-example quantities: BN running stats
+                out.margins = _margin_arrays(measured, batches, cfg.track_examples)
+            mrl = out.margins["mrl"]
+            if (~torch.isnan(mrl)).any():
+                m["probe/mrl_mean"] = float(mrl[~torch.isnan(mrl)].mean())
         if expensive and "io_jacobian" in cfg.expensive and not one_output:
             with measurement_mode(measured, cfg.io_jacobian_bn_mode):
                 m["probe/io_jacobian_max"] = float(curvature.io_jacobian_max(measured, batches))
@@ -347,6 +357,26 @@ class ProbeMeasurer:
                 )
         p = torch.softmax(probe_logits(model, batches).to(torch.float64), dim=-1)
         return curvature.logit_eigvec_heatmap(p)
+
+
+def _margin_arrays(model: nn.Module, batches: Sequence[Batch], track: int) -> dict:
+    """The arrays of ``margins/step_<t>.npz`` (see :mod:`ijr.probes.examples`)."""
+    stats = curvature.margin_statistics(model, [x for x, _ in batches])
+    arrays = {
+        "cos_to_means": stats.cos_to_means,
+        "mean_gram": stats.mean_gram,
+        "counts": stats.counts,
+        "mrl": stats.mrl,
+        "top1": stats.top1,
+        "top2": stats.top2,
+        "labels": _targets(batches).cpu(),
+    }
+    if track:
+        ratios, cos_sq = curvature.eigvec_jacobian_statistics(
+            model, [x for x, _ in _first_examples(batches, track)]
+        )
+        arrays.update(jq_ratios=ratios, jq_cos_sq=cos_sq)
+    return arrays
 
 
 def _first_examples(batches: Sequence[Batch], k: int) -> list[Batch]:
