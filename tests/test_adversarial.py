@@ -186,11 +186,13 @@ def test_at_trains_differently_and_logs_robust_accuracy(tmp_path):
 
 @pytest.mark.parametrize("method", ["ejr_efficient", "sam"])
 def test_adversaries_compose_with_two_pass_methods(tmp_path, method):
+    """Also crafted and trained in physical chunks of 24 of the batches of 64."""
     for adversary in ("at", "trades"):
         s = _train(
             tmp_path,
             f"method={method}",
             f"adversary={adversary}",
+            "data.physical_batch_size=24",
             "adversary.steps=2",
             "adversary.eval_size=50",
         )

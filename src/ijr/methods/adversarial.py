@@ -14,9 +14,10 @@ CE(f(x), y) + beta KL(p(x) || p(x_adv)) per chunk; the EJR ascent direction <J>u
 clean batch. The double-backprop penalties (``ejr``, ``gnp``, ``input_jr``) differentiate their own
 loss and are rejected with TRADES.
 
-Crafting restores BatchNorm running statistics, so only the training passes update them. The
-random starts come from a generator seeded by (seed, step), so resumed runs craft the same
-examples. With eps = 0 and no random start (AT), or beta = 0 (TRADES), training is bit-identical
+Examples are crafted per physical chunk of the batch (``data.physical_batch_size``, so full-batch
+GD fits in memory), and crafting restores BatchNorm running statistics, so only the training passes
+update them. The random starts come from a generator seeded by (seed, step, chunk), so resumed runs
+craft the same examples. With eps = 0 and no random start (AT), or beta = 0 (TRADES), training is bit-identical
 to training without an adversary.
 """
 
@@ -83,7 +84,10 @@ class Adversary:
     def is_trades(self) -> bool:
         return self.config.name == "trades"
 
-    def craft(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
+    def craft(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int, chunk: int = 0
+    ) -> torch.Tensor:
+        """PGD examples for (x, y) at ``step`` (``chunk``: which physical chunk of the batch)."""
         cfg = self.config
         flags = [(m, m.training) for m in model.modules()]
         try:
@@ -98,7 +102,7 @@ class Adversary:
                 box=self.box,
                 objective="kl" if self.is_trades else "ce",
                 random_start=bool(cfg.random_start),
-                generator=direction_generator(self.seed, step, ATTACK_STREAM),
+                generator=direction_generator(self.seed, step, f"{ATTACK_STREAM}/{chunk}"),
             )
         finally:
             for m, flag in flags:

@@ -230,7 +230,13 @@ class TrainingModule(pl.LightningModule):
         sched = self.lr_schedulers()
         opt.zero_grad(set_to_none=True)
         if self.adversary is not None:  # AT trains on the attack; TRADES adds it to the loss
-            x_adv = self.adversary.craft(self.model, x, y, step)
+            # crafted chunk by chunk (the physical batches), each with its own seeded start
+            x_adv = torch.cat(
+                [
+                    self.adversary.craft(self.model, xc, yc, step, chunk=k)
+                    for k, (xc, yc, _) in enumerate(self.chunks(x, y))
+                ]
+            )
             if self.adversary.is_trades:
                 self._trades_inputs = x_adv
             else:
