@@ -259,7 +259,14 @@ def _reference(model, loss_fn, batches, seed):
 
 
 def bench_sharpness(
-    x: torch.Tensor, y: torch.Tensor, steps: int, model_name: str = "fcn3", n_probe: int = 1000
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    model_name: str = "fcn3",
+    n_probe: int = 1000,
+    pretrain: int = 0,
+    tols: tuple[float, ...] = PYHESSIAN_TOLS,
+    py_max_iter: int = 300,
 ) -> None:
     """A trajectory of ``model_name``: ijr (warm-started Lanczos, tol 1e-3) against PyHessian run
     at each probe with every tolerance in PYHESSIAN_TOLS. PyHessian is charged two ways: (a) one
@@ -267,12 +274,15 @@ def bench_sharpness(
     reference at every probe, as a user who needs 1e-3 everywhere must choose it in advance (ijr
     also runs one fixed setting); (b) a per-probe oracle -- at each probe the loosest tolerance
     that happens to be accurate there, known only in hindsight (the most favourable reading for
-    PyHessian). SGD batches of 100 are drawn from the same ``n_probe`` images."""
+    PyHessian). SGD batches of 100 are drawn from the same ``n_probe`` images; ``pretrain`` SGD
+    steps run before the trajectory's first probe (the trajectory then starts "after training")."""
     loss_fn = nn.CrossEntropyLoss()
     x, y = x[:n_probe], y[:n_probe]
     name = model_name
     print(
-        f"sharpness along an SGD trajectory ({name}, {n_probe:,}-image probe set, {steps} steps, probe every 10)",
+        f"sharpness along an SGD trajectory ({name}, {n_probe:,}-image probe set, {steps} steps "
+        f"after {pretrain} SGD steps, probe every 10; PyHessian tol {', '.join(f'{t:g}' for t in tols)}, "
+        f"at most {py_max_iter} HVPs)",
         flush=True,
     )
     torch.manual_seed(0)
@@ -280,6 +290,11 @@ def bench_sharpness(
     probe = [(x, y)]
     opt = torch.optim.SGD(model.parameters(), lr=0.04)
     batch_gen = torch.Generator().manual_seed(1)
+    for _ in range(pretrain):
+        idx = torch.randint(0, x.shape[0], (100,), generator=batch_gen)
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x[idx]), y[idx]).backward()
+        opt.step()
     # warm-up (allocator, first-call costs) outside the timed region, for both methods alike
     cv.hessian_vector_product(
         model, loss_fn, probe, torch.ones(sum(p.numel() for p in model.parameters()))
@@ -288,7 +303,7 @@ def bench_sharpness(
     products = 0
     worst = 0.0
     vector = None
-    py = {tol: {"time": 0.0, "products": 0, "misses": 0, "wrong_sign": 0} for tol in PYHESSIAN_TOLS}
+    py = {tol: {"time": 0.0, "products": 0, "misses": 0, "wrong_sign": 0} for tol in tols}
     oracle_time = oracle_products = 0.0
     oracle_misses = 0
     cold_ratio = None
@@ -304,10 +319,10 @@ def bench_sharpness(
             worst = max(worst, abs(res.value - ref) / abs(ref))
             oracle = None
             parts = []
-            for tol in PYHESSIAN_TOLS:
+            for tol in tols:
                 tp, pres = timed(
                     lambda tol=tol: cv.hessian_top_eigenvalue(
-                        model, loss_fn, probe, method="pyhessian", tol=tol, max_iter=300
+                        model, loss_fn, probe, method="pyhessian", tol=tol, max_iter=py_max_iter
                     )
                 )
                 ok = abs(pres.value - ref) <= 1e-3 * abs(ref)
@@ -316,7 +331,7 @@ def bench_sharpness(
                 entry["products"] += pres.n_products
                 entry["misses"] += not ok
                 entry["wrong_sign"] += (pres.value > 0) != (ref > 0)
-                if oracle is None and (ok or tol == PYHESSIAN_TOLS[-1]):
+                if oracle is None and (ok or tol == tols[-1]):
                     oracle = (tp, pres.n_products, ok)
                 parts.append(f"{tol:g}: {pres.value:8.4f} {pres.n_products:3d}{'' if ok else '*'}")
             oracle_time += oracle[0]
@@ -335,11 +350,11 @@ def bench_sharpness(
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x[idx]), y[idx]).backward()
         opt.step()
-    accurate = [tol for tol in PYHESSIAN_TOLS if py[tol]["misses"] == 0]
-    fixed = accurate[0] if accurate else PYHESSIAN_TOLS[-1]
+    accurate = [tol for tol in tols if py[tol]["misses"] == 0]
+    fixed = accurate[0] if accurate else tols[-1]
     summary = ", ".join(
         f"tol {tol:g}: {py[tol]['time']:.1f}s/{py[tol]['products']} HVPs/{py[tol]['misses']} misses"
-        for tol in PYHESSIAN_TOLS
+        for tol in tols
     )
     print(f"    PyHessian per tolerance: {summary}", flush=True)
     row(
@@ -349,9 +364,16 @@ def bench_sharpness(
         py[fixed]["time"],
         5.0,
         note=f"ijr {t_ours:.1f}s/{products} HVPs, worst rel err {worst:.1e}; PyHessian tol {fixed:g}: "
-        f"{py[fixed]['time']:.1f}s/{py[fixed]['products']} HVPs, misses {py[fixed]['misses']}",
+        f"{py[fixed]['time']:.1f}s/{py[fixed]['products']} HVPs, misses {py[fixed]['misses']}"
+        + (
+            f" -- PyHessian never within 1e-3 at {py[fixed]['misses']} probes even at its tightest tol "
+            f"({py[fixed]['wrong_sign']} with the wrong sign): its time is a lower bound, so is the ratio"
+            if py[fixed]["misses"]
+            else ""
+        ),
     )
-    ROWS[-1]["pass"] = ROWS[-1]["pass"] and worst <= 1e-3 and py[fixed]["misses"] == 0
+    # PyHessian missing 1e-3 even at its tightest tol makes its time (and the ratio) a lower bound
+    ROWS[-1]["pass"] = ROWS[-1]["pass"] and worst <= 1e-3
     row(
         "sharpness",
         f"{name} trajectory vs PyHessian, per-probe oracle tol ({steps} steps)",
@@ -464,6 +486,12 @@ def main() -> None:
         default=250,
         help="probe-set size of the cnn6 trajectory (the issue's 1,000 needs a GPU for PyHessian's share)",
     )
+    parser.add_argument(
+        "--cnn6-pretrain",
+        type=int,
+        default=200,
+        help="SGD steps before the cnn6 trajectory (at init PyHessian's power iteration does not converge: top eigenvalues of both signs)",
+    )
     parser.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
@@ -490,7 +518,16 @@ def main() -> None:
             bench_sharpness(x, y, args.steps)
             bench_sharpness_sign(x, y)
         if args.cnn6_steps and only & {"sharpness", "sharpness_cnn6"}:
-            bench_sharpness(x, y, args.cnn6_steps, model_name="cnn6", n_probe=args.cnn6_probe)
+            bench_sharpness(
+                x,
+                y,
+                args.cnn6_steps,
+                model_name="cnn6",
+                n_probe=args.cnn6_probe,
+                pretrain=args.cnn6_pretrain,
+                tols=(1e-4, 1e-5),
+                py_max_iter=100,
+            )
     if "memory" in only:
         bench_memory()
     total = time.perf_counter() - start
