@@ -60,26 +60,12 @@ def test_pgd_leaves_model_grad_buffers_and_rng_alone_and_is_seeded():
     params = [p.detach().clone() for p in model.parameters()]
     buffers = [b.clone() for b in model.buffers()]
     rng = torch.get_rng_state()
-    a = pgd(
-        model,
-        x,
-        y,
-        eps=EPS,
-        alpha=ALPHA,
-        steps=3,
-        box=BOX,
-        generator=torch.Generator().manual_seed(4),
-    )
-    b = pgd(
-        model,
-        x,
-        y,
-        eps=EPS,
-        alpha=ALPHA,
-        steps=3,
-        box=BOX,
-        generator=torch.Generator().manual_seed(4),
-    )
+
+    def attack():
+        gen = torch.Generator().manual_seed(4)
+        return pgd(model, x, y, eps=EPS, alpha=ALPHA, steps=3, box=BOX, generator=gen)
+
+    a, b = attack(), attack()
     assert torch.equal(a, b)
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(p, q) for p, q in zip(params, model.parameters(), strict=True))

@@ -42,6 +42,7 @@ from ._functional import (
     check_model,
     rng_guard,
 )
+from .jacobian import _require_independent_examples
 from .logit_eigensystem import logit_hessian_eigh
 from .sgd_noise import mean_gradient
 
@@ -239,8 +240,6 @@ def gradient_margin_cosine(
     Returns:
         a float64 tensor of shape (N,) over all examples of all chunks.
     """
-    from .jacobian import _require_independent_examples
-
     check_model(model)
     loss_fn = check_loss_fn(loss_fn)
     chunks = as_batches(batches)
@@ -311,8 +310,6 @@ def margin_statistics(
     :class:`MarginStatistics`): the class means by :func:`margin_directions` (one reverse pass per
     class), then m(x) of every example (one reverse pass each, not stored). The examples must be
     independent (no batch-statistics BatchNorm, no active dropout)."""
-    from .jacobian import _require_independent_examples
-
     check_model(model)
     chunks = as_inputs(inputs)
     _require_independent_examples(model, "margin_statistics")
@@ -364,8 +361,6 @@ def eigvec_jacobian_statistics(
     cos^2(J q^(i), J q^(j)), q^(i) the eigenvectors of M in descending eigenvalue order (the last,
     lambda = 0, is 1/sqrt(C)). From the C x C Gram J^T J of the exact per-example Jacobian (C
     reverse passes per example); the examples must be independent."""
-    from .jacobian import _require_independent_examples
-
     check_model(model)
     chunks = as_inputs(inputs)
     _require_independent_examples(model, "eigvec_jacobian_statistics")
