@@ -176,6 +176,34 @@ def test_warm_start_needs_fewer_products():
     assert again.n_products == warm.n_products
 
 
+def test_solver_history_is_the_krylov_ritz_value_after_each_product():
+    """history[k-1] is the top eigenvalue of A restricted to the k-dimensional Krylov space (the
+    Rayleigh-Ritz value, computed densely from an explicit basis), across an explicit restart."""
+    g = torch.Generator().manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(12, 12, generator=g, dtype=F64))
+    a = q @ torch.diag(torch.linspace(-5.0, 4.0, 12, dtype=F64)) @ q.T
+    v = torch.randn(12, generator=g, dtype=F64)
+    result = cv.lanczos_top(lambda u: a @ u, v, tol=1e-12, max_iter=6)
+    assert len(result.history) == result.n_products == 6
+    assert result.history[-1] == result.value
+    for k in range(1, 7):
+        krylov = torch.stack([torch.linalg.matrix_power(a, i) @ v for i in range(k)], 1)
+        basis, _ = torch.linalg.qr(krylov)
+        ritz = float(torch.linalg.eigvalsh(basis.T @ a @ basis)[-1])
+        assert abs(result.history[k - 1] - ritz) < 1e-9
+    restarted = cv.lanczos_top(lambda u: a @ u, v, tol=1e-12, max_iter=200, max_basis=3)
+    assert len(restarted.history) == restarted.n_products
+    assert all(
+        b >= a_ - 1e-10 for a_, b in zip(restarted.history[:-1], restarted.history[1:], strict=True)
+    )
+    assert abs(restarted.history[-1] - 4.0) < 1e-6
+    power = cv.power_top(lambda u: a @ u, v, tol=1e-12, max_iter=5)
+    assert len(power.history) == power.n_products == 5
+    for k in range(5):
+        w = torch.linalg.matrix_power(a, k) @ v
+        assert abs(power.history[k] - float(w @ a @ w / (w @ w))) < 1e-9
+
+
 def test_power_and_pyhessian_agree_on_a_psd_case():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 3)).to(F64)  # linear model + cross-entropy: PSD Hessian

@@ -44,6 +44,11 @@ class EigenResult:
         error_estimate: estimated relative error of ``value`` (Lanczos: min(r, r^2/gap)/|value|
             with the Ritz gap; power: relative change of the last step).
         method: the solver used.
+        ritz_values: Lanczos only: every Ritz value of the last tridiagonal matrix, descending.
+        history: the eigenvalue estimate after each product, ``len(history) == n_products``
+            (Lanczos: the top Ritz value, non-decreasing in exact arithmetic, restarts included;
+            power: the Rayleigh quotient; empty for ``pyhessian``, which does not expose it). With a converged reference it tells how many products an ideal
+            stopping rule would have needed (scripts/bench/bench_curvature.py reports that).
     """
 
     value: float
@@ -54,6 +59,7 @@ class EigenResult:
     error_estimate: float = math.nan
     method: str = ""
     ritz_values: list[float] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
@@ -113,6 +119,7 @@ def lanczos_top(
     n, device, dtype = v.numel(), v.device, v.dtype
     products = 0
     previous_top = math.inf
+    history: list[float] = []
     basis_size = min(max_basis, n)
     work = torch.empty_like(v)  # reused: fresh multi-MB temporaries per step cost page faults
     while True:
@@ -144,6 +151,7 @@ def lanczos_top(
                 t += torch.diag(off, 1) + torch.diag(off, -1)
             theta, s = torch.linalg.eigh(t)
             top = float(theta[-1])
+            history.append(top)
             scale = max(abs(top), torch.finfo(dtype).tiny)
             residual = beta * abs(float(s[-1, -1]))
             gap = float(theta[-1] - theta[-2]) if j > 0 else math.inf
@@ -167,6 +175,7 @@ def lanczos_top(
                     error_estimate=error / scale,
                     method="lanczos",
                     ritz_values=theta.flip(0).tolist(),
+                    history=history,
                 )
             if j + 1 < basis_size:
                 torch.div(work, beta, out=basis[j + 1])
@@ -197,11 +206,13 @@ def power_top(
     products = 0
     converged = False
     change = math.nan
+    history: list[float] = []
     av = v
     while products < max_iter:
         av = matvec(v) - shift * v
         products += 1
         new = float(torch.dot(v, av))
+        history.append(new + shift)
         change = abs(new - value) / max(abs(new), 1e-300) if math.isfinite(value) else math.inf
         value = new
         norm = torch.linalg.vector_norm(av)
@@ -221,4 +232,5 @@ def power_top(
         converged=converged,
         error_estimate=change,
         method="power",
+        history=history,
     )
