@@ -20,11 +20,15 @@ line and PASS/FAIL. Everything runs on the CPU in one process (memory in child p
   ``hessian.eigenvalues()`` run at every probe with tol 1e-3, 1e-4 and 1e-5, each checked against
   a converged reference (cold Lanczos, tol 1e-7). PyHessian is charged (a) at one fixed tolerance,
   the loosest that is within 1e-3 at every probe (the target line), and (b) with a per-probe
-  hindsight oracle (informational; see ``bench_sharpness``); plus single cold estimates and the
+  hindsight oracle (informational; see ``bench_sharpness``), and (c) against an ideal stop of
+  ijr's own Lanczos -- its first product within 1e-3 of the reference, read from
+  ``EigenResult.history`` -- which bounds what any stopping rule could gain from the same starts
+  (informational); plus single cold estimates and the
   sign of the sharpness on cnn6 at init; then the same trajectory comparison on cnn6
-  (``--cnn6-steps``, default 100 steps with a 250-image probe set -- the issue's 500 steps on
-  1,000 images need about 4,000 cnn6 HVPs for PyHessian's share alone, a GPU job; run just this
-  part with ``--only sharpness_cnn6``).
+  (``--cnn6-steps``, default 100 steps with a 250-image probe set, after ``--cnn6-pretrain`` 200
+  SGD steps; the committed run, results/bench/curvature_sharpness_cnn6.txt, is the issue's 500
+  steps at 250 images, 72 min on one thread; 500 steps on 1,000 images need ~4 h single-threaded,
+  a GPU job; run just this part with ``--only sharpness_cnn6``).
 * memory: peak RSS growth of an HVP over 5,000 examples in 1,000-example chunks vs one SGD
   training step on 1,000 examples (cnn6), each in a fresh child process (``ru_maxrss``).
 
