@@ -107,7 +107,7 @@ def lanczos_top(
     264 -- the price of that guard. Other start vectors, tried offline on its first 11 probes (the
     probe-set gradient, which at the edge of stability is well aligned with the top eigenvector;
     its sum with the previous vector; the top vector of a 50-example sub-Hessian) saved at most one
-    product per probe, and the gradient start cost 6-20 % more on fcn3: not used.
+    product per probe, and the gradient starts cost 6-21 % more on fcn3: not used.
 
     Args:
         matvec: v -> A v for flat vectors (A symmetric).
