@@ -47,8 +47,9 @@ class EigenResult:
         ritz_values: Lanczos only: every Ritz value of the last tridiagonal matrix, descending.
         history: the eigenvalue estimate after each product, ``len(history) == n_products``
             (Lanczos: the top Ritz value, non-decreasing in exact arithmetic, restarts included;
-            power: the Rayleigh quotient; empty for ``pyhessian``, which does not expose it). With a converged reference it tells how many products an ideal
-            stopping rule would have needed (scripts/bench/bench_curvature.py reports that).
+            power: the Rayleigh quotient; empty for ``pyhessian``, which does not expose it).
+            With a converged reference it tells how many products an ideal stopping rule would
+            have needed (scripts/bench/bench_curvature.py reports that).
     """
 
     value: float
