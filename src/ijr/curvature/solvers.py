@@ -124,7 +124,6 @@ def lanczos_top(
     v = _unit(init)
     n, device, dtype = v.numel(), v.device, v.dtype
     products = 0
-    previous_top = math.inf
     history: list[float] = []
     basis_size = min(max_basis, n)
     work = torch.empty_like(v)  # reused: fresh multi-MB temporaries per step cost page faults
@@ -162,8 +161,8 @@ def lanczos_top(
             residual = beta * abs(float(s[-1, -1]))
             gap = float(theta[-1] - theta[-2]) if j > 0 else math.inf
             error = min(residual, residual * residual / gap) if gap > 0 else residual
-            error = max(error, abs(top - previous_top))
-            previous_top = top
+            # and the change of theta_1 in the last step (none yet after the first product)
+            error = max(error, abs(top - history[-2]) if len(history) > 1 else math.inf)
             invariant = beta <= 64 * torch.finfo(dtype).eps * max(
                 scale, max(abs(a) for a in alphas)
             )
