@@ -271,22 +271,35 @@ def bench_sharpness(
     pretrain: int = 0,
     tols: tuple[float, ...] = PYHESSIAN_TOLS,
     py_max_iter: int = 300,
+    run_ijr: bool = True,
+    select: tuple[int, tuple[int, ...]] | None = None,
+    records_path: Path | None = None,
 ) -> None:
     """A trajectory of ``model_name``: ijr (warm-started Lanczos, tol 1e-3) against PyHessian run
-    at each probe with every tolerance in PYHESSIAN_TOLS. PyHessian is charged two ways: (a) one
-    fixed tolerance for the whole trajectory -- the loosest one that is within 1e-3 of the
-    reference at every probe, as a user who needs 1e-3 everywhere must choose it in advance (ijr
-    also runs one fixed setting); (b) a per-probe oracle -- at each probe the loosest tolerance
-    that happens to be accurate there, known only in hindsight (the most favourable reading for
-    PyHessian). SGD batches of 100 are drawn from the same ``n_probe`` images; ``pretrain`` SGD
-    steps run before the trajectory's first probe (the trajectory then starts "after training")."""
+    at each probe with every tolerance in ``tols``. SGD batches of 100 are drawn from the same
+    ``n_probe`` images; ``pretrain`` SGD steps run before the trajectory's first probe (the
+    trajectory then starts "after training"). See ``summarise_trajectory`` for how PyHessian is
+    charged.
+
+    Sharding (a long trajectory split over processes, one per core, run side by side): the SGD
+    trajectory is deterministic, so every process replays it; ``run_ijr`` says whether this one
+    runs the warm-started ijr chain (it must see every probe in order), ``select = (m, residues)``
+    restricts the converged references and the PyHessian runs to the probes whose index (step /
+    10) modulo ``m`` is in ``residues``. Every measurement is written as one JSON line to
+    ``records_path``; ``--merge-cnn6`` combines the files of all shards into the same report an
+    unsharded run prints."""
     loss_fn = nn.CrossEntropyLoss()
     x, y = x[:n_probe], y[:n_probe]
     name = model_name
     print(
         f"sharpness along an SGD trajectory ({name}, {n_probe:,}-image probe set, {steps} steps "
         f"after {pretrain} SGD steps, probe every 10; PyHessian tol {', '.join(f'{t:g}' for t in tols)}, "
-        f"at most {py_max_iter} HVPs)",
+        f"at most {py_max_iter} HVPs)"
+        + (
+            ""
+            if select is None
+            else f"; shard: ijr {'yes' if run_ijr else 'no'}, probes i % {select[0]} in {list(select[1])}"
+        ),
         flush=True,
     )
     torch.manual_seed(0)
@@ -303,62 +316,145 @@ def bench_sharpness(
     cv.hessian_vector_product(
         model, loss_fn, probe, torch.ones(sum(p.numel() for p in model.parameters()))
     )
-    t_ours = 0.0
-    products = 0
-    ideal_products = 0  # first product within 1e-3 of the reference, from res.history
-    worst = 0.0
+    records: list[dict] = []
+    sink = records_path.open("a") if records_path is not None else None
+
+    def record(**entry) -> None:
+        records.append(entry)
+        if sink is not None:
+            sink.write(json.dumps(entry) + "\n")
+            sink.flush()
+
+    record(
+        kind="meta",
+        name=name,
+        steps=steps,
+        n_probe=n_probe,
+        pretrain=pretrain,
+        tols=list(tols),
+        py_max_iter=py_max_iter,
+        threads=torch.get_num_threads(),
+        run_ijr=run_ijr,
+        select=None if select is None else [select[0], list(select[1])],
+    )
     vector = None
-    py = {tol: {"time": 0.0, "products": 0, "misses": 0, "wrong_sign": 0} for tol in tols}
-    oracle_time = oracle_products = 0.0
-    oracle_misses = 0
-    cold_ratio = None
     for step in range(steps + 1):
         if step % 10 == 0:
-            ref = _reference(model, loss_fn, probe, seed=100 + step).value
-            t, res = timed(
-                lambda v=vector: cv.hessian_top_eigenvalue(model, loss_fn, probe, tol=1e-3, init=v)
-            )
-            vector = res.vector
-            t_ours += t
-            products += res.n_products
-            worst = max(worst, abs(res.value - ref) / abs(ref))
-            ideal_products += next(
-                (k + 1 for k, h in enumerate(res.history) if abs(h - ref) <= 1e-3 * abs(ref)),
-                res.n_products,
-            )
-            oracle = None
+            mine = select is None or (step // 10) % select[0] in select[1]
             parts = []
-            for tol in tols:
-                tp, pres = timed(
-                    lambda tol=tol: cv.hessian_top_eigenvalue(
-                        model, loss_fn, probe, method="pyhessian", tol=tol, max_iter=py_max_iter
+            if mine:
+                ref = _reference(model, loss_fn, probe, seed=100 + step).value
+                record(step=step, kind="ref", value=ref)
+                parts.append(f"reference {ref:9.4f}")
+            if run_ijr:
+                t, res = timed(
+                    lambda v=vector: cv.hessian_top_eigenvalue(
+                        model, loss_fn, probe, tol=1e-3, init=v
                     )
                 )
-                ok = abs(pres.value - ref) <= 1e-3 * abs(ref)
-                entry = py[tol]
-                entry["time"] += tp
-                entry["products"] += pres.n_products
-                entry["misses"] += not ok
-                entry["wrong_sign"] += (pres.value > 0) != (ref > 0)
-                if oracle is None and (ok or tol == tols[-1]):
-                    oracle = (tp, pres.n_products, ok)
-                parts.append(f"{tol:g}: {pres.value:8.4f} {pres.n_products:3d}{'' if ok else '*'}")
-            oracle_time += oracle[0]
-            oracle_products += oracle[1]
-            oracle_misses += not oracle[2]
-            if step == 0:
-                cold_ratio = (t, oracle[0])
-            print(
-                f"    step {step:4d}: sharpness {ref:9.4f}  ijr {res.value:9.4f} ({res.n_products:2d} HVPs, {t:4.1f}s)  "
-                f"PyHessian tol {' | '.join(parts)}  (* = not within 1e-3)",
-                flush=True,
-            )
+                vector = res.vector
+                record(
+                    step=step,
+                    kind="ijr",
+                    value=res.value,
+                    products=res.n_products,
+                    time=t,
+                    history=[float(h) for h in res.history],
+                )
+                parts.append(f"ijr {res.value:9.4f} ({res.n_products:2d} HVPs, {t:4.1f}s)")
+            if mine:
+                for tol in tols:
+                    tp, pres = timed(
+                        lambda tol=tol: cv.hessian_top_eigenvalue(
+                            model, loss_fn, probe, method="pyhessian", tol=tol, max_iter=py_max_iter
+                        )
+                    )
+                    record(
+                        step=step,
+                        kind="pyhessian",
+                        tol=tol,
+                        value=pres.value,
+                        products=pres.n_products,
+                        time=tp,
+                    )
+                    parts.append(f"PyHessian {tol:g}: {pres.value:8.4f} {pres.n_products:3d}")
+            if select is not None and parts:
+                print(f"    step {step:4d}: " + "  ".join(parts), flush=True)
         if step == steps:
             break
         idx = torch.randint(0, x.shape[0], (100,), generator=batch_gen)
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x[idx]), y[idx]).backward()
         opt.step()
+    if sink is not None:
+        sink.close()
+    if select is None and run_ijr:
+        summarise_trajectory(records, name, steps, tols)
+
+
+def summarise_trajectory(
+    records: list[dict], name: str, steps: int, tols: tuple[float, ...]
+) -> None:
+    """Print the per-probe table and the rows of a trajectory from its measurement records (one
+    process's, or every shard's). PyHessian is charged two ways: (a) one fixed tolerance for the
+    whole trajectory -- the loosest one that is within 1e-3 of the reference at every probe, as a
+    user who needs 1e-3 everywhere must choose it in advance (ijr also runs one fixed setting);
+    (b) a per-probe oracle -- at each probe the loosest tolerance that happens to be accurate
+    there, known only in hindsight (the most favourable reading for PyHessian)."""
+    ref = {r["step"]: r["value"] for r in records if r["kind"] == "ref"}
+    ours = {r["step"]: r for r in records if r["kind"] == "ijr"}
+    pyh = {(r["step"], r["tol"]): r for r in records if r["kind"] == "pyhessian"}
+    probe_steps = list(range(0, steps + 1, 10))
+    missing = [
+        s
+        for s in probe_steps
+        if s not in ref or s not in ours or any((s, tol) not in pyh for tol in tols)
+    ]
+    if missing:
+        raise SystemExit(
+            f"trajectory records incomplete: no reference, ijr or PyHessian result at steps {missing[:10]}"
+            + (" ..." if len(missing) > 10 else "")
+        )
+    t_ours = 0.0
+    products = 0
+    ideal_products = 0  # first product within 1e-3 of the reference, from the ijr history
+    worst = 0.0
+    py = {tol: {"time": 0.0, "products": 0, "misses": 0, "wrong_sign": 0} for tol in tols}
+    oracle_time = oracle_products = 0.0
+    oracle_misses = 0
+    cold_ratio = None
+    for step in probe_steps:
+        r, res = ref[step], ours[step]
+        t_ours += res["time"]
+        products += res["products"]
+        worst = max(worst, abs(res["value"] - r) / abs(r))
+        ideal_products += next(
+            (k + 1 for k, h in enumerate(res["history"]) if abs(h - r) <= 1e-3 * abs(r)),
+            res["products"],
+        )
+        oracle = None
+        parts = []
+        for tol in tols:
+            pres = pyh[(step, tol)]
+            ok = abs(pres["value"] - r) <= 1e-3 * abs(r)
+            entry = py[tol]
+            entry["time"] += pres["time"]
+            entry["products"] += pres["products"]
+            entry["misses"] += not ok
+            entry["wrong_sign"] += (pres["value"] > 0) != (r > 0)
+            if oracle is None and (ok or tol == tols[-1]):
+                oracle = (pres["time"], pres["products"], ok)
+            parts.append(f"{tol:g}: {pres['value']:8.4f} {pres['products']:3d}{'' if ok else '*'}")
+        oracle_time += oracle[0]
+        oracle_products += oracle[1]
+        oracle_misses += not oracle[2]
+        if step == 0:
+            cold_ratio = (res["time"], oracle[0])
+        print(
+            f"    step {step:4d}: sharpness {r:9.4f}  ijr {res['value']:9.4f} ({res['products']:2d} HVPs, {res['time']:4.1f}s)  "
+            f"PyHessian tol {' | '.join(parts)}  (* = not within 1e-3)",
+            flush=True,
+        )
     accurate = [tol for tol in tols if py[tol]["misses"] == 0]
     fixed = accurate[0] if accurate else tols[-1]
     summary = ", ".join(
@@ -405,6 +501,38 @@ def bench_sharpness(
         f"s/HVP: ijr {t_ours / products:.3f}, PyHessian {py[fixed]['time'] / py[fixed]['products']:.3f} (graph builds included)",
     )
     row("sharpness", f"{name} single cold estimate (step 0)", cold_ratio[0], cold_ratio[1], 1.0)
+
+
+def merge_trajectory_records(paths: list[Path]) -> None:
+    """Combine the records files of the shards of one trajectory (``--cnn6-shard``) and print its
+    report. The shards must agree on the setting, cover every probe once and include exactly one
+    ijr chain."""
+    records = [json.loads(line) for path in paths for line in path.read_text().splitlines()]
+    metas = [r for r in records if r["kind"] == "meta"]
+    setting = (
+        {k: v for k, v in metas[0].items() if k not in ("run_ijr", "select")} if metas else None
+    )
+    if not metas or any(
+        {k: v for k, v in m.items() if k not in ("run_ijr", "select")} != setting for m in metas
+    ):
+        raise SystemExit(
+            f"--merge-cnn6: the files do not hold one common setting ({len(metas)} headers)"
+        )
+    if sum(m["run_ijr"] for m in metas) != 1:
+        raise SystemExit("--merge-cnn6: exactly one shard must have run the ijr chain")
+    seen: set[tuple] = set()
+    for r in records:
+        key = (r["kind"], r.get("step"), r.get("tol"))
+        if r["kind"] != "meta" and key in seen:
+            raise SystemExit(f"--merge-cnn6: {key} measured twice (overlapping shards?)")
+        seen.add(key)
+    print(
+        f"merged {len(paths)} shard(s): {setting['name']}, {setting['n_probe']:,}-image probe set, "
+        f"{setting['steps']} steps after {setting['pretrain']}, {setting['threads']} thread(s) each, "
+        f"PyHessian tol {', '.join(format(t, 'g') for t in setting['tols'])}, at most {setting['py_max_iter']} HVPs",
+        flush=True,
+    )
+    summarise_trajectory(records, setting["name"], setting["steps"], tuple(setting["tols"]))
 
 
 def bench_sharpness_sign(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -520,6 +648,26 @@ def main() -> None:
         help="PyHessian tolerances tried at every cnn6 probe (comma-separated, loosest first); "
         "add 1e-3 on long trajectories, where its misses are worth measuring",
     )
+    parser.add_argument(
+        "--cnn6-shard",
+        default=None,
+        help="run one shard of the cnn6 trajectory, 'M:r1,r2[:noijr]': references and PyHessian "
+        "only at probes whose index (step / 10) modulo M is r1, r2, ...; the ijr chain too unless "
+        ":noijr; needs --cnn6-records; combine the shards' files with --merge-cnn6",
+    )
+    parser.add_argument(
+        "--cnn6-records",
+        type=Path,
+        default=None,
+        help="append every cnn6 trajectory measurement to this JSON-lines file",
+    )
+    parser.add_argument(
+        "--merge-cnn6",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the cnn6 trajectory report from the records files of its shards (runs nothing else)",
+    )
     parser.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
@@ -530,6 +678,21 @@ def main() -> None:
         flush=True,
     )
     start = time.perf_counter()
+    if args.merge_cnn6:
+        only = set()
+        merge_trajectory_records(args.merge_cnn6)
+    shard = None
+    run_ijr = True
+    if args.cnn6_shard:
+        fields = args.cnn6_shard.split(":")
+        if len(fields) not in (2, 3) or (len(fields) == 3 and fields[2] != "noijr"):
+            raise SystemExit(f"--cnn6-shard: expected 'M:r1,r2[:noijr]', got {args.cnn6_shard!r}")
+        shard = (int(fields[0]), tuple(int(r) for r in fields[1].split(",")))
+        run_ijr = len(fields) == 2
+        if args.cnn6_records is None:
+            raise SystemExit(
+                "--cnn6-shard needs --cnn6-records (the shards are combined from them)"
+            )
     if "impurity" in only:
         bench_impurity()
     needs_images = {"jacobian", "sharpness", "sharpness_cnn6"}
@@ -555,6 +718,9 @@ def main() -> None:
                 pretrain=args.cnn6_pretrain,
                 tols=tuple(float(t) for t in args.cnn6_tols.split(",")),
                 py_max_iter=100,
+                run_ijr=run_ijr,
+                select=shard,
+                records_path=args.cnn6_records,
             )
     if "memory" in only:
         bench_memory()
