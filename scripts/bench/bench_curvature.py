@@ -28,7 +28,9 @@ line and PASS/FAIL. Everything runs on the CPU in one process (memory in child p
   (``--cnn6-steps``, default 100 steps with a 250-image probe set, after ``--cnn6-pretrain`` 200
   SGD steps; the committed run, results/bench/curvature_sharpness_cnn6.txt, is the issue's 500
   steps at 250 images, 72 min on one thread; 500 steps on 1,000 images need ~4 h single-threaded,
-  a GPU job; run just this part with ``--only sharpness_cnn6``).
+  a GPU job, or split over processes: ``--cnn6-shard M:r1,r2[:noijr] --cnn6-records FILE`` in
+  each, then ``--merge-cnn6 FILE ...`` prints the report a single process would; run just this
+  part with ``--only sharpness_cnn6``).
 * memory: peak RSS growth of an HVP over 5,000 examples in 1,000-example chunks vs one SGD
   training step on 1,000 examples (cnn6), each in a fresh child process (``ru_maxrss``).
 
