@@ -27,8 +27,9 @@ line and PASS/FAIL. Everything runs on the CPU in one process (memory in child p
   sign of the sharpness on cnn6 at init; then the same trajectory comparison on cnn6
   (``--cnn6-steps``, default 100 steps with a 250-image probe set, after ``--cnn6-pretrain`` 200
   SGD steps; the committed run, results/bench/curvature_sharpness_cnn6.txt, is the issue's 500
-  steps at 250 images, 72 min on one thread; 500 steps on 1,000 images need ~4 h single-threaded,
-  a GPU job, or split over processes: ``--cnn6-shard M:r1,r2[:noijr] --cnn6-records FILE`` in
+  steps at 250 images, 72 min on one thread; 500 steps on 1,000 images need ~3 h single-threaded
+  (results/bench/curvature_sharpness_cnn6_1000.txt: two shards side by side, 94 min), a GPU job,
+  or split over processes: ``--cnn6-shard M:r1,r2[:noijr] --cnn6-records FILE`` in
   each, then ``--merge-cnn6 FILE ...`` prints the report a single process would; run just this
   part with ``--only sharpness_cnn6``).
 * memory: peak RSS growth of an HVP over 5,000 examples in 1,000-example chunks vs one SGD
@@ -675,10 +676,11 @@ def main() -> None:
     args = parser.parse_args()
     only = set(args.only.split(","))
     torch.backends.cudnn.allow_tf32 = False
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}",
-        flush=True,
-    )
+    if not args.merge_cnn6:  # a merge measures nothing: the shards' own headers say how they ran
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}",
+            flush=True,
+        )
     start = time.perf_counter()
     if args.merge_cnn6:
         only = set()
@@ -732,9 +734,10 @@ def main() -> None:
         target = "" if r["target"] is None else format(r["target"], "g")
         status = "-" if r["pass"] is None else ("PASS" if r["pass"] else "FAIL")
         print(f"{r['group']:10s} {r['case']:52s} {r['ratio']:8.2f} {target:>8s} {status}")
-    print(
-        f"total benchmark time {total:.0f} s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
-    )
+    if not args.merge_cnn6:
+        print(
+            f"total benchmark time {total:.0f} s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+        )
     if args.json:
         args.json.write_text(json.dumps({"rows": ROWS, "seconds": total}, indent=1))
 
