@@ -381,7 +381,7 @@ def bench_sharpness(
                         time=tp,
                     )
                     parts.append(f"PyHessian {tol:g}: {pres.value:8.4f} {pres.n_products:3d}")
-            if select is not None and parts:
+            if parts:  # progress as it runs; the table with the errors comes at the end
                 print(f"    step {step:4d}: " + "  ".join(parts), flush=True)
         if step == steps:
             break
@@ -512,12 +512,12 @@ def merge_trajectory_records(paths: list[Path]) -> None:
     ijr chain."""
     records = [json.loads(line) for path in paths for line in path.read_text().splitlines()]
     metas = [r for r in records if r["kind"] == "meta"]
-    setting = (
-        {k: v for k, v in metas[0].items() if k not in ("run_ijr", "select")} if metas else None
-    )
-    if not metas or any(
-        {k: v for k, v in m.items() if k not in ("run_ijr", "select")} != setting for m in metas
-    ):
+
+    def setting_of(meta: dict) -> dict:  # what the shards must share: all but their own share
+        return {k: v for k, v in meta.items() if k not in ("run_ijr", "select")}
+
+    setting = setting_of(metas[0]) if metas else None
+    if not metas or any(setting_of(m) != setting for m in metas):
         raise SystemExit(
             f"--merge-cnn6: the files do not hold one common setting ({len(metas)} headers)"
         )
