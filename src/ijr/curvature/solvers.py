@@ -37,21 +37,25 @@ class EigenResult:
 
     Attributes:
         value: the eigenvalue estimate (largest algebraic for ``lanczos``; largest magnitude for
-            ``power`` and ``pyhessian``).
+            ``power`` and for the PyHessian reference of scripts/bench, ``method="pyhessian"``).
         vector: unit eigenvector estimate, a flat tensor over the trainable parameters in
             ``named_parameters`` order (use :func:`ijr.curvature.split_like_parameters` to get
             per-parameter tensors); pass it back as ``init=`` to warm-start the next probe.
         n_products: operator applications used (Hessian-, Gauss-Newton- or Gram-vector products).
         residual: relative residual ||A v - value v|| / |value| of the returned pair (Lanczos:
-            the exact recurrence estimate beta_k |s_k|; NaN where the backend does not expose it).
+            the recurrence estimate beta_k |s_k|; never below :func:`rounding_floor`; NaN where
+            the backend does not expose it).
         converged: whether the stopping criterion was met within ``max_iter`` products.
         error_estimate: estimated relative error of ``value`` (Lanczos: min(r, r^2/gap)/|value|
-            with the Ritz gap; power: relative change of the last step).
+            with the Ritz gap, at least the last change of theta_1; power: the last change
+            extrapolated over the remaining geometric convergence; both never below
+            :func:`rounding_floor`; tests/test_curvature_precision.py checks the true error is
+            at most twice this at 0.66 M-36.5 M entries with float32 products).
         method: the solver used.
         ritz_values: Lanczos only: every Ritz value of the last tridiagonal matrix, descending.
         history: the eigenvalue estimate after each product, ``len(history) == n_products``
             (Lanczos: the top Ritz value, non-decreasing in exact arithmetic, restarts included;
-            power: the Rayleigh quotient; empty for ``pyhessian``, which does not expose it).
+            power: the Rayleigh quotient; empty for PyHessian, which does not expose it).
             With a converged reference it tells how many products an ideal stopping rule would
             have needed (scripts/bench/bench_curvature.py reports that).
     """
