@@ -352,6 +352,7 @@ def _start_summary(run: RunDir, cfg: DictConfig) -> dict | None:
     without a checkpoint starts over from an empty directory. Then records ``running``."""
     resume = bool(cfg.get("resume", True))
     previous = run.read_summary()
+    run.remove_temp_files()  # left by a killed write; never a file that is read
     if resume and previous and previous.get("status") == "completed":
         print(f"ijr-train: already completed, skipping: {run.path}", flush=True)
         return {**previous, "skipped": "already completed"}
