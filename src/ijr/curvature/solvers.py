@@ -114,8 +114,8 @@ def lanczos_top(
     with float64 reductions the error is <= 1e-7 at 0.66 M-36.5 M entries, below the estimate. Cost: no extra
     vector memory (the basis stays ``max_basis`` vectors in the products' dtype; two reused
     float64 buffers of at most 8 MB each); time: the solver's own work per step (excluding the
-    product) was 1.45-1.6x that with float32 reductions on one CPU thread (20 steps, 20-vector
-    basis: 48 vs 30 ms at 0.66 M entries, 0.75 vs 0.45 s at 9.75 M, 3.3 vs 2.1 s at 36.5 M;
+    product) was 1.1-2.0x that with float32 reductions on one CPU thread (20 steps, 20-vector
+    basis: 50 vs 24 ms at 0.66 M entries, 0.82 vs 0.36 s at 9.75 M, 2.5 vs 2.1 s at 36.5 M;
     a shared, loaded machine) -- small against one HVP of a model that size. The reported
     ``error_estimate`` and ``residual`` are never below :func:`rounding_floor`, the error that
     rounding of the products alone can cause, so a ``tol`` below it cannot report convergence.
