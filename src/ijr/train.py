@@ -555,6 +555,10 @@ def _blockable() -> set[int]:
     return set(caught_signals())
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def _existing_files(run_dir: Path) -> str:
     names = [n for n in ("metrics.csv", "summary.json") if (run_dir / n).exists()]
     return f" ({', '.join(names)})" if names else ""
@@ -569,10 +573,11 @@ def _hydra_entry(cfg: DictConfig) -> None:
         print(f"ijr-train: stopped: {exc}", file=sys.stderr, flush=True)
         sys.exit(128 + (exc.signum or 15))
     except (ConfigError, ValueError, FileNotFoundError) as exc:
-        print(f"ijr-train: error: {exc}", file=sys.stderr, flush=True)
+        print(f"ijr-train: error: {_one_line(exc)}", file=sys.stderr, flush=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - one line; the traceback is in the run directory
-        print(f"ijr-train: run failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        message = f"{type(exc).__name__}: {_one_line(exc)}"
+        print(f"ijr-train: run failed: {message}", file=sys.stderr, flush=True)
         sys.exit(1)
     run_dir = (
         Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / summary["run_key"]
@@ -584,7 +589,17 @@ def _hydra_entry(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Console entry point ``ijr-train``."""
+    """Console entry point ``ijr-train``: the overrides are checked first (one line and exit 2
+    for an unknown choice or key, :mod:`ijr.overrides`), then Hydra runs :func:`train`."""
+    from ijr.overrides import check_overrides
+
+    try:
+        problem = check_overrides(sys.argv[1:], CONF_DIR)
+    except Exception as exc:  # noqa: BLE001 - a config that does not compose: one line
+        problem = f"the config does not compose: {' '.join(str(exc).split())}"
+    if problem:
+        print(f"ijr-train: error: {problem}", file=sys.stderr, flush=True)
+        sys.exit(2)
     _hydra_entry()
 
 
