@@ -66,16 +66,12 @@ def run_dir_for(sweep_config: DictConfig) -> tuple[Path | None, bool]:
     completed. Same steps as :func:`ijr.train.train` (profile caps, validation, the data caps that
     need the dataset's size), so the key is the one the job computes. A config that does not
     validate or whose data cannot load gets the directory ``ijr-train`` records its failure in."""
-    from ijr.train import apply_profile, resolve_data_cap, validate
+    from ijr.train import apply_profile, locate_run
 
     cfg = apply_profile(task_config(sweep_config))
-    fallback = RunDir.for_config(cfg).path
-    try:
-        validate(cfg)
-        resolve_data_cap(cfg)
-    except Exception:  # noqa: BLE001 - the job records the failure itself
-        return fallback, False
-    run = RunDir.for_config(cfg)
+    run, can_start = locate_run(cfg)  # the key includes the dataset's identity, as in train
+    if run is None or not can_start:
+        return (run.path if run else None), False
     summary = run.read_summary() or {}
     done = bool(cfg.get("resume", True)) and summary.get("status") == "completed"
     return run.path, done
