@@ -12,6 +12,7 @@ from conftest import CONF_DIR, cli, compose_cfg, run_cli, tiny_overrides
 from ijr import multirun
 from ijr.data.fake import make_fake_cifar
 from ijr.reporting import load_runs
+from ijr.rundir import RunDir
 from ijr.train import train
 
 KILL_AT_LR_01 = [
@@ -132,3 +133,23 @@ def test_table_counts_and_reasons():
     assert "/r/a" not in table and "/r/d" not in table
     trace = "Job (task=0) failed during processing with trace:\n----\nTraceback...\nValueError: bad"
     assert multirun._first_line(trace) == "Job (task=0) failed: ValueError: bad"
+
+
+def test_a_run_left_running_is_failed_unless_another_process_holds_its_lock(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.write_summary(status="running")
+    job = multirun.settle(multirun.Job([], 0, run.path))
+    assert (job.status, job.reason) == (
+        "failed",
+        "summary.json still says running: the job was killed",
+    )
+    holder = run.try_lock()
+    try:
+        job = multirun.settle(multirun.Job([], 0, run.path))
+        assert job.status == "skipped" and "running elsewhere" in job.reason
+        assert str(run.path) in multirun.format_table([job])
+    finally:
+        holder.close()
+    assert multirun.settle(
+        multirun.Job([], 0, run.path), "job 7 ended without a result"
+    ).status == ("failed")
