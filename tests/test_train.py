@@ -224,7 +224,8 @@ def test_sigterm_checkpoints_records_and_resumes(tmp_path):
     run = next(runs.glob("default/*/summary.json")).parent
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "failed"
-    assert "terminated by signal 15 at step 13" in summary["error"]
+    assert "terminated by signal 15 (SIGTERM) at step 13" in summary["error"]
+    assert summary["stop_reason"] == "signal SIGTERM"
     assert (run / "checkpoints" / "last.ckpt").exists()
     resumed = train(compose_cfg(*args))
     assert resumed["status"] == "completed" and resumed["resumed_from_step"] == 13
