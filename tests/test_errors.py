@@ -49,6 +49,10 @@ def test_a_sweep_with_an_unknown_choice_is_refused_before_any_run(runs_dir, caps
 def test_added_keys_into_open_mappings_are_still_accepted(runs_dir, capsys):
     watcher = "+callbacks.watch={_target_: kill_callbacks.SignalAtStep, step: 999}"
     assert cli(*tiny_overrides(runs_dir, "trainer.max_steps=2", watcher)) == 0
+    nested = ["+callbacks.w._target_=kill_callbacks.SignalAtStep", "+callbacks.w.step=999"]
+    assert cli(*tiny_overrides(runs_dir, "trainer.max_steps=2", *nested)) == 0
+    assert cli(*tiny_overrides(runs_dir, "trainer.max_steps=2", "+optim.extra=1")) == 2
+    assert "unknown key 'optim.extra'" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize(
@@ -126,7 +130,7 @@ def test_a_truncated_jpeg_names_the_file(tmp_path):
 # ---------------------------------------------------------------------------- consistency
 def test_a_failed_run_lists_only_the_files_it_has(runs_dir, capsys):
     sweep = tiny_overrides(runs_dir, "data.batch_size=32,100000", "trainer.max_steps=3")
-    assert cli("-m", *sweep) == 0
+    assert cli("-m", *sweep) == 1  # the sweep had a failed run
     out = capsys.readouterr().out
     (failed,) = [line for line in out.splitlines() if line.startswith("ijr-train: failed:")]
     assert failed.endswith("(summary.json)")

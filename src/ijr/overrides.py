@@ -54,21 +54,37 @@ def _check_group(conf_dir: Path, override) -> str | None:
     return None
 
 
+def _check_added_key(cfg: DictConfig, key: str) -> str | None:
+    """``+key``: the first part of ``key`` that does not exist yet must go into a mapping that
+    is empty by design (``callbacks``, ``model.kwargs``), or the key already exists."""
+    parts = key.split(".")
+    node: object = cfg
+    for depth, part in enumerate(parts):
+        if not isinstance(node, DictConfig):
+            return None  # inside a value the config does not describe further: Hydra decides
+        if part not in node:
+            known = sorted(str(k) for k in node.keys())
+            if not known:
+                return None
+            where = ".".join(parts[:depth]) or "the config"
+            return (
+                f"unknown key '{key}' (+{key}=...): the config has no such key; keys of "
+                f"{where}: {', '.join(known)}"
+            )
+        node = node[part]
+    return None
+
+
 def _check_key(cfg: DictConfig, override) -> str | None:
     key = override.key_or_group
+    if override.is_add() or override.is_force_add():
+        return _check_added_key(cfg, key)
     parent_key, _, leaf = key.rpartition(".")
     parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
     where = parent_key or "the config"
     if not isinstance(parent, DictConfig):
         return f"unknown key '{key}' ({key}=...): {where} is not a group of settings"
     known = sorted(str(k) for k in parent.keys())
-    if override.is_add() or override.is_force_add():
-        if leaf in known or not known:
-            return None
-        return (
-            f"unknown key '{key}' (+{key}=...): the config has no such key; keys of {where}: "
-            f"{', '.join(known)}"
-        )
     if leaf in known:
         return None
     return f"unknown key '{key}' ({key}=...); keys of {where}: {', '.join(known)}"

@@ -514,7 +514,7 @@ def _fit(run: RunDir, cfg: DictConfig, dm, guard, ckpt: Path | None, state: dict
         csv_logger.csv.truncate_from(resume_step, ledger)
         run.write_summary(status="running", resumed_from_step=resume_step)
         print(f"ijr-train: resuming {run.path} from step {resume_step}", flush=True)
-    callbacks = [*_callbacks(cfg, run, dm, module, guard, total_steps)]
+    callbacks = _callbacks(cfg, run, dm, module, guard, total_steps)
     callbacks.append(LedgerInCheckpoint(csv_logger.csv))
     trainer = _make_trainer(cfg, run, loggers, callbacks, total_steps)
     state["trainer"] = trainer
