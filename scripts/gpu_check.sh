@@ -64,14 +64,14 @@ log "# GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short
 log "$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1)"
 log "$("$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1)"
 
-step "pytest -m gpu" 100 "$PY" -m pytest -q -m gpu -p no:cacheprovider
-step "training throughput vs plain PyTorch (cnn6, wrn28_10; B = 128)" 90 \
+step "pytest -m gpu" 130 "$PY" -m pytest -q -m gpu -p no:cacheprovider
+step "training throughput vs plain PyTorch (cnn6, wrn28_10; B = 128)" 80 \
     "$PY" scripts/bench/bench_training.py --device cuda --cases cnn6_b128,wrn28_10_b128 --steps 40 --warmup 10
-step "method cost / SGD (cnn6, wrn28_10; B = 128)" 90 \
+step "method cost / SGD (cnn6, wrn28_10; B = 128)" 80 \
     "$PY" scripts/bench/bench_methods.py --device cuda --models cnn6 wrn28_10 --batch-size 128 --rounds 9
-step "HVP batched vs single (wrn28_10)" 50 \
+step "HVP batched vs single (wrn28_10)" 40 \
     "$PY" scripts/bench/bench_curvature.py --only hvp_batched --device cuda
-step "sharpness of wrn28_10 over 1,000 images vs PyHessian" 150 \
+step "sharpness of wrn28_10 over 1,000 images vs PyHessian" 120 \
     "$PY" scripts/bench/bench_curvature.py --only sharpness_wrn --device cuda --wrn-probe 1000
 
 log "# total $(($(date +%s) - START))s of a ${BUDGET}s budget"

@@ -647,7 +647,8 @@ def bench_hvp_batched(x, y, device, model_name: str = "wrn28_10", n: int = 128) 
 def bench_sharpness_wrn(x, y, device, n: int = 1000, chunk: int = 250, pretrain: int = 20) -> None:
     """One sharpness measurement on WRN-28-10 over ``n`` images (chunks of ``chunk``, eval-mode
     BN, after ``pretrain`` SGD steps of batch 128): cold ijr Lanczos (tol 1e-3) against PyHessian
-    at tol 1e-3, 1e-4, 1e-5 until within 1e-3 of a converged reference (ijr, tol 1e-6)."""
+    at tol 1e-3, 1e-4, 1e-5 (at most 60 HVPs each) until within 1e-3 of a converged reference
+    (ijr, tol 1e-5)."""
     print(f"sharpness of wrn28_10 over {n} images in chunks of {chunk} ({device})", flush=True)
     loss_fn = nn.CrossEntropyLoss()
     torch.manual_seed(0)
@@ -661,19 +662,16 @@ def bench_sharpness_wrn(x, y, device, n: int = 1000, chunk: int = 250, pretrain:
         opt.step()
     model.eval()
     probe = [(x[i : i + chunk], y[i : i + chunk]) for i in range(0, n, chunk)]
+    # ijr first: on a lent GPU the step may be cut by its time limit, and this is the headline
+    t, res = timed(lambda: cv.hessian_top_eigenvalue(model, loss_fn, probe, tol=1e-3))
+    print(f"    ijr {res.value:.5f} ({res.n_products} HVPs, {t:.1f}s)", flush=True)
     t_ref, ref = timed(
         lambda: cv.hessian_top_eigenvalue(
-            model,
-            loss_fn,
-            probe,
-            tol=1e-6,
-            max_iter=150,
-            generator=torch.Generator().manual_seed(5),
+            model, loss_fn, probe, tol=1e-5, max_iter=80, generator=torch.Generator().manual_seed(5)
         )
     )
     print(f"    reference {ref.value:.5f} ({ref.n_products} HVPs, {t_ref:.1f}s)", flush=True)
-    t, res = timed(lambda: cv.hessian_top_eigenvalue(model, loss_fn, probe, tol=1e-3))
-    tp, pres, ptol, ok = _pyhessian_to_accuracy(model, loss_fn, probe, ref.value, max_iter=100)
+    tp, pres, ptol, ok = _pyhessian_to_accuracy(model, loss_fn, probe, ref.value, max_iter=60)
     err = abs(res.value - ref.value) / abs(ref.value)
     print(
         f"    ijr {res.value:.5f} ({res.n_products} HVPs, {t:.1f}s, err {err:.1e})  PyHessian "
