@@ -64,22 +64,21 @@ def task_config(sweep_config: DictConfig) -> DictConfig:
 def run_dir_for(sweep_config: DictConfig) -> tuple[Path | None, bool]:
     """The run directory ``ijr-train`` writes for this job, and whether the run would skip as
     completed. Same steps as :func:`ijr.train.train` (profile caps, validation, the data caps that
-    need the dataset's size, the dataset's fingerprint where the run key carries one), so the key
-    is the one the job computes (tests/test_sweeps.py checks it against real runs). A config that
-    does not validate or whose data cannot load gets the directory ``ijr-train`` records its
-    failure in."""
+    need the dataset's size, the dataset's identity in the key), so the key is the one the job
+    computes (tests/test_sweeps.py checks it against real runs). A config that does not validate
+    or whose data cannot load gets the directory ``ijr-train`` records its failure in; ``None``
+    when no directory can be named (a ``run_key`` that is not a plain name)."""
     from ijr import train as ijr_train
 
     cfg = ijr_train.apply_profile(task_config(sweep_config))
     try:
         ijr_train.validate(cfg)
-        dm = ijr_train.resolve_data_cap(cfg)
+        run = RunDir.for_config(cfg, ijr_train.resolve_data_cap(cfg).identity)
     except Exception:  # noqa: BLE001 - the job records the failure itself
-        keyed_by = getattr(ijr_train, "_identity_or_location", None)  # data-fingerprinted keys
-        run = RunDir.for_config(cfg, keyed_by(cfg)) if keyed_by else RunDir.for_config(cfg)
-        return run.path, False
-    identity = getattr(dm, "identity", None)
-    run = RunDir.for_config(cfg, identity) if identity is not None else RunDir.for_config(cfg)
+        try:
+            return RunDir.for_config(cfg, ijr_train._identity_or_location(cfg)).path, False
+        except ValueError:
+            return None, False
     summary = run.read_summary() or {}
     done = bool(cfg.get("resume", True)) and summary.get("status") == "completed"
     return run.path, done
