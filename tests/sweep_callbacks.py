@@ -45,10 +45,15 @@ class HoldIfLr(pl.Callback):
 
 class SleepPerStep(pl.Callback):
     """Sleep ``seconds`` after every step: a run long enough to meet a time limit, whose
-    computation (and so its metrics) is that of the same run without this callback."""
+    computation (and so its metrics) is that of the same run without this callback. With
+    ``first_attempt_only``, only in a job's first run (SLURM_RESTART_COUNT unset or 0), so a
+    requeued job finishes without meeting its limit again."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, first_attempt_only: bool = False) -> None:
         self.seconds = float(seconds)
+        requeued = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+        self.active = not (first_attempt_only and requeued)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        time.sleep(self.seconds)
+        if self.active:
+            time.sleep(self.seconds)

@@ -136,12 +136,14 @@ def test_failing_point_and_a_cancelled_job_make_the_launcher_exit_1_with_the_tab
 def test_a_job_cut_by_its_time_limit_resumes_from_the_signal_checkpoint(runs_dir, tmp_path):
     """SLURM sends SIGUSR2 ``signal_delay_s`` before the 2-minute limit; ijr writes last.ckpt at
     that step (periodic checkpoints are off) and submitit requeues the job, which resumes from it.
-    Each step sleeps 0.2 s (an observer callback, outside the run key) so 300 steps outlast the
-    limit; the metrics must equal those of the same run uninterrupted, byte for byte."""
+    In the job's first run each step sleeps 0.25 s (an observer callback, outside the run key), so
+    300 steps outlast the 60 s before the signal; the requeued run does not sleep and finishes.
+    The metrics must equal those of the same run uninterrupted, byte for byte."""
     common = ("trainer.max_steps=300", "trainer.checkpoint_every_n_steps=null")
     reference = train(compose_cfg(*tiny_overrides(tmp_path / "reference", *common)))
     reference_csv = tmp_path / "reference" / "default" / reference["run_key"] / "metrics.csv"
-    slow = ["+callbacks.slow._target_=sweep_callbacks.SleepPerStep", "+callbacks.slow.seconds=0.2"]
+    slow = ["+callbacks.slow._target_=sweep_callbacks.SleepPerStep", "+callbacks.slow.seconds=0.25"]
+    slow.append("+callbacks.slow.first_attempt_only=true")
     limit = ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60"]
     limit.append("hydra.launcher.max_num_timeout=4")
     proc = run_cli(
@@ -157,7 +159,7 @@ def test_a_job_cut_by_its_time_limit_resumes_from_the_signal_checkpoint(runs_dir
     assert resumed["resumed_from_step"] and 0 < resumed["resumed_from_step"] < 300, resumed
     logs = list((runs_dir / "default" / ".multirun" / ".submitit").glob("*/*_log.err"))
     job_id = logs[0].name.split("_log")[0].rsplit("_", 1)[0]
-    assert "REQUEUED" in _history(job_id), _history(job_id)
+    assert _history(job_id) == ["REQUEUED", "COMPLETED"], _history(job_id)
     assert any("SIGUSR2" in p.read_text() for p in logs)
     assert (run_dir / "metrics.csv").read_bytes() == reference_csv.read_bytes()
 

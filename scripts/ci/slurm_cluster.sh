@@ -64,7 +64,7 @@ wait_for() {
 
 write_configs() {
   local cpus mem_mb
-  cpus=$(nproc)
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc honours OMP_NUM_THREADS
   mem_mb=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 9 / 10))
   for f in /etc/slurm/slurm.conf /etc/slurm/slurmdbd.conf; do
     if [ -e "$f" ] && ! head -n 1 "$f" | grep -q 'written by scripts/ci/slurm_cluster.sh'; then
@@ -75,7 +75,7 @@ write_configs() {
   cat >/etc/slurm/slurm.conf <<EOF
 # written by scripts/ci/slurm_cluster.sh: one node, accounting through slurmdbd
 ClusterName=$CLUSTER
-SlurmctldHost=$NODE
+SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=slurm
 AuthType=auth/munge
 StateSaveLocation=$STATE/ctld
@@ -98,7 +98,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-NodeName=$NODE CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   cat >/etc/slurm/slurmdbd.conf <<EOF
@@ -148,7 +148,7 @@ up() {
   start slurmd /usr/sbin/slurmd -D -N "$NODE"
   wait_for slurmd 60 bash -c "sinfo -h -n $NODE -o %T | grep -Eq '^(idle|mixed|allocated)'"
   wait_for slurmdbd 60 bash -c "sacctmgr -n list cluster format=cluster | grep -q $CLUSTER"
-  log "up in $((SECONDS - t0)) s: partition $PARTITION, $(nproc) CPUs on $NODE, accounting on"
+  log "up in $((SECONDS - t0)) s: partition $PARTITION, $(grep -o "CPUs=[0-9]*" /etc/slurm/slurm.conf) on $NODE, accounting on"
 }
 
 down() {
