@@ -29,7 +29,7 @@ NOTES = {
     "completed": "",
     "diverged": "a result (the loss blew up at that setting), not a failure",
     "failed": "fix the reason below, then run the same command again (it resumes them)",
-    "skipped": "already completed before this launch, not launched again",
+    "skipped": "completed before this launch (not launched again), or running elsewhere",
 }
 
 
@@ -120,11 +120,22 @@ def settle(job: Job, error: BaseException | str | None = None) -> Job:
         )
     elif status in ("completed", "diverged", "failed"):
         job.status, job.reason = status, _first_line(summary.get("error") or "")
+    elif status == "running" and _locked_elsewhere(job.run_dir):
+        job.status, job.reason = "skipped", "another process holds its lock (running elsewhere)"
     elif status == "running":
-        job.status, job.reason = "failed", "summary.json still says running (job killed?)"
+        job.status, job.reason = "failed", "summary.json still says running: the job was killed"
     else:
         job.status, job.reason = "failed", "no summary.json was written"
     return job
+
+
+def _locked_elsewhere(run_dir: Path) -> bool:
+    """Whether another process holds the run's lock (``ijr-train`` skips such a run)."""
+    handle = RunDir(run_dir).try_lock()
+    if handle is None:
+        return True
+    handle.close()
+    return False
 
 
 def format_table(jobs: Sequence[Job]) -> str:
@@ -134,10 +145,10 @@ def format_table(jobs: Sequence[Job]) -> str:
     for column in COLUMNS:
         note = NOTES[column] if counts[column] and NOTES[column] else ""
         lines.append(f"  {column:<10}{counts[column]:>5}  {note}".rstrip())
-    rows = [j for j in jobs if j.status in ("diverged", "failed")]
+    rows = [j for j in jobs if j.status in ("diverged", "failed") or j.reason.startswith("another")]
     if rows:
         lines.append("  not completed (status, run directory, reason):")
-    for job in sorted(rows, key=lambda j: (j.status, j.index)):
+    for job in sorted(rows, key=lambda j: (COLUMNS.index(j.status), j.index)):
         where = str(job.run_dir) if job.run_dir else " ".join(job.overrides)
         lines.append(f"  {job.status:<10}{where}  {job.reason}".rstrip())
         if job.log and job.status == "failed":
