@@ -146,6 +146,11 @@ def _trial(tmp_path, reference, rng: random.Random) -> int:
         assert got[name] == ref_files[name], (name, overrides[-1])
     FAULTS_SURVIVED["kills"] += kills
     FAULTS_SURVIVED["runs"] += 1
+    print(
+        f"\nfault injection: run {FAULTS_SURVIVED['runs']} ({overrides[-1]}) survived {kills} "
+        f"kill -9; {FAULTS_SURVIVED['kills']} so far",
+        flush=True,
+    )
     return kills
 
 

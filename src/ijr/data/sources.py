@@ -86,6 +86,10 @@ class Source:
     train: SourceSplit
     test: SourceSplit
     origin: str  # where the examples came from, for logs and error messages
+    # the files listed while opening an image tree and their folder (ijr.data.identity reuses
+    # them instead of listing the tree again); empty for other formats
+    listed_files: tuple[Path, ...] = ()
+    listed_base: Path | None = None
 
 
 def load_source(cfg: DataConfig) -> Source:
@@ -559,6 +563,8 @@ def image_tree_source(
         train=splits[0],
         test=splits[1],
         origin=f"ImageFolder tree {tree}",
+        listed_files=tuple(train_files) + tuple(test_files),
+        listed_base=tree,
     )
 
 
