@@ -237,12 +237,27 @@ def decompose_residual(outputs, targets, v1, top, second=None, output_top=None, 
     )
 
 
-def two_layer_linear_theory(model: nn.Module, inputs: torch.Tensor, spectrum: GramSpectrum) -> dict[str, float]:
+def input_gram_top(inputs: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[float, float, torch.Tensor]:
+    """(lambda_1, lambda_2, u_1) of the input Gram matrix X X^T (n x n; paper 004's X^T X with
+    examples as columns) of the flattened ``inputs``."""
+    x = inputs.flatten(1).to(dtype)
+    values, vectors = torch.linalg.eigh(x @ x.T)
+    second = float(values[-2]) if x.shape[0] > 1 else float("nan")
+    return float(values[-1]), second, vectors[:, -1]
+
+
+def two_layer_linear_theory(
+    model: nn.Module, inputs: torch.Tensor, spectrum: GramSpectrum, input_top=None
+) -> dict[str, float]:
     """Section 4 / Theorem 1 of paper 004 for f(x) = (1/sqrt(m)) A^T W x on inputs X (n x d):
     M = (2/(mn)) (||A||^2 X X^T + X W^T W X^T) exactly, approximated in the proof of Theorem 1 by
-    M ~ (2/(mn)) (||A||^2 + m/d) X X^T. Returns ``theory_ratio`` lambda_max(M) over the top
-    eigenvalue of that approximation, ``v1_alignment`` |<v_1(M), u_1(X X^T)>|, ``input_gap``
-    lambda_1(X X^T) / lambda_2(X X^T) (Assumption 4.1 asks for >= 2) and ``a_norm_sq`` ||A||^2."""
+    M ~ (2/(mn)) (||A||^2 + m/d) X X^T, i.e. W^T W ~ (m/d) I, the expectation at W_ij ~ N(0, 1/d).
+    We use the measured isotropic part ||W||_F^2 / d in place of m/d (equal in expectation at that
+    initialisation, and still the isotropic approximation when ``init_scale`` shrinks the weights).
+    Returns ``theory_ratio`` lambda_max(M) over the top eigenvalue of that approximation,
+    ``v1_alignment`` |<v_1(M), u_1(X X^T)>|, ``input_gap`` lambda_1(X X^T) / lambda_2(X X^T)
+    (Assumption 4.1 asks for >= 2) and ``a_norm_sq`` ||A||^2. ``input_top``: the result of
+    :func:`input_gram_top` on ``inputs``, computed once by the caller (the probe set is fixed)."""
     hidden, output = getattr(model, "hidden", None), getattr(model, "output", None)
     if not isinstance(hidden, nn.Linear) or not isinstance(output, nn.Linear) or hidden.bias is not None:
         raise ValueError("the Section 4 theory probe needs the two-layer linear network fc2 (bias=false)")
@@ -251,15 +266,15 @@ def two_layer_linear_theory(model: nn.Module, inputs: torch.Tensor, spectrum: Gr
     m, d = hidden.out_features, hidden.in_features
     if abs(float(getattr(model, "output_multiplier", 0.0)) * m**0.5 - 1.0) > 1e-12:
         raise ValueError("the Section 4 theory probe needs fc2 with output_scaling=ntk (the 1/sqrt(m) factor)")
-    x = inputs.flatten(1).to(spectrum.v1.dtype)
-    values, vectors = torch.linalg.eigh(x @ x.T)
+    lam1, lam2, u1 = input_top if input_top is not None else input_gram_top(inputs, spectrum.v1.dtype)
     a_norm_sq = float(output.weight.detach().to(torch.float64).square().sum())
-    n = x.shape[0]
-    approx_top = 2.0 / (m * n) * (a_norm_sq + m / d) * float(values[-1])
+    w_iso = float(hidden.weight.detach().to(torch.float64).square().sum()) / d
+    n = spectrum.v1.numel()
+    approx_top = 2.0 / (m * n) * (a_norm_sq + w_iso) * lam1
     return {
         "theory_ratio": spectrum.top / approx_top,
-        "v1_alignment": abs(float(torch.dot(vectors[:, -1], spectrum.v1))),
-        "input_gap": float(values[-1] / values[-2]) if n > 1 else float("nan"),
+        "v1_alignment": abs(float(torch.dot(u1.to(spectrum.v1), spectrum.v1))),
+        "input_gap": lam1 / lam2,
         "a_norm_sq": a_norm_sq,
     }
 
@@ -271,6 +286,7 @@ __all__ = [
     "decompose_residual",
     "gram_matrix",
     "gram_spectrum",
+    "input_gram_top",
     "output_layer_names",
     "two_layer_linear_theory",
 ]

@@ -188,6 +188,7 @@ class ProbeMeasurer:
             )
         self.dtype = DTYPES[config.dtype]
         self._sketch: ParameterSketch | None = None
+        self._input_gram: tuple | None = None  # (lambda_1, lambda_2, u_1) of X X^T (gram.linear_theory)
 
     # -------------------------------------------------------------- model
     def model_for_measurement(self, model: nn.Module) -> nn.Module:
@@ -374,7 +375,9 @@ class ProbeMeasurer:
         m["probe/gram_products"] = float(spec.n_products)
         if cfg.linear_theory:
             inputs = torch.cat([x for x, _ in batches])
-            theory = gram.two_layer_linear_theory(model, inputs, spec)
+            if self._input_gram is None:  # the probe set is fixed: X X^T's eigenpair once
+                self._input_gram = gram.input_gram_top(inputs)
+            theory = gram.two_layer_linear_theory(model, inputs, spec, self._input_gram)
             m["probe/gram_theory_ratio"] = theory["theory_ratio"]
             m["probe/gram_v1_input_alignment"] = theory["v1_alignment"]
             m["probe/input_gram_gap"] = theory["input_gap"]
