@@ -102,7 +102,9 @@ def test_two_layer_linear_gram_formula():
     spec = gram_spectrum(model, (x, y), tol=1e-10)
     theory = two_layer_linear_theory(model, x, spec)
     gram_x = torch.linalg.eigvalsh(x @ x.T)
-    approx = 2.0 / (m * n) * (float(a.square().sum()) + float(w.square().sum()) / 6) * float(gram_x[-1])
+    approx = (
+        2.0 / (m * n) * (float(a.square().sum()) + float(w.square().sum()) / 6) * float(gram_x[-1])
+    )
     assert theory["theory_ratio"] == pytest.approx(spec.top / approx)
     assert theory["input_gap"] == pytest.approx(float(gram_x[-1] / gram_x[-2]))
     assert 0.0 <= theory["v1_alignment"] <= 1.0 + 1e-12

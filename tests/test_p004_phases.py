@@ -24,8 +24,16 @@ def _run(series, **kwargs):
 def test_one_full_cycle_and_back_to_phase_one():
     # sharpness (threshold 2), loss
     series = [
-        (1.0, 1.0), (1.5, 0.8), (2.1, 0.7), (2.3, 0.75), (2.2, 1.5), (1.8, 1.2),
-        (1.6, 0.9), (1.7, 0.74), (1.9, 0.6), (2.2, 0.5),
+        (1.0, 1.0),
+        (1.5, 0.8),
+        (2.1, 0.7),
+        (2.3, 0.75),
+        (2.2, 1.5),
+        (1.8, 1.2),
+        (1.6, 0.9),
+        (1.7, 0.74),
+        (1.9, 0.6),
+        (2.2, 0.5),
     ]
     tracker, phases = _run(series)
     assert phases == [1, 1, 2, 2, 3, 4, 4, 1, 1, 2]
@@ -69,7 +77,10 @@ def test_anomaly_points_and_fraction():
 def test_growth_and_decrease_fractions():
     tracker = EOSPhaseTracker()
     rows = [  # sharpness, loss, d_v1, rest
-        (1.0, 1.0, 0.1, 0.9), (2.2, 0.9, 0.2, 0.8), (2.4, 1.2, 0.4, 0.7), (2.3, 1.5, 0.3, 0.75),
+        (1.0, 1.0, 0.1, 0.9),
+        (2.2, 0.9, 0.2, 0.8),
+        (2.4, 1.2, 0.4, 0.7),
+        (2.3, 1.5, 0.3, 0.75),
     ]
     for step, (s, loss, dv1, rest) in enumerate(rows):
         tracker.update(step, sharpness=s, threshold=2.0, loss=loss, d_v1=dv1, rest_loss=rest)

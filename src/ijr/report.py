@@ -40,7 +40,9 @@ FIGURES = (
     "curves",
 )
 NO_RUNS = ("fig7",)  # drawn from the paper's equations alone
-COMPANION_FIGURES = tuple(p004.REPORTS)  # companion papers: p004-fig1, p004-fig2, p004-fig3, p004-sec4
+COMPANION_FIGURES = tuple(
+    p004.REPORTS
+)  # companion papers: p004-fig1, p004-fig2, p004-fig3, p004-sec4
 REPORTS = TABLES + FIGURES + COMPANION_FIGURES
 
 

@@ -54,7 +54,9 @@ def output_layer_names(model: nn.Module) -> list[str]:
     if not linears:
         raise ValueError("model has no nn.Linear layer, so no output layer A for M_A")
     prefix, layer = linears[-1]
-    return [f"{prefix}.{n}" if prefix else n for n, p in layer.named_parameters() if p.requires_grad]
+    return [
+        f"{prefix}.{n}" if prefix else n for n, p in layer.named_parameters() if p.requires_grad
+    ]
 
 
 def _scalar_outputs(out: torch.Tensor) -> torch.Tensor:
@@ -80,7 +82,9 @@ class GramOperator:
         if unknown:
             raise ValueError(f"GramOperator: no trainable parameter(s) {sorted(unknown)}")
         self.mask = [name in keep for name in fm.names]
-        self.kept = [self._outputs(k) for k in range(len(self.inputs))] if len(self.inputs) == 1 else None
+        self.kept = (
+            [self._outputs(k) for k in range(len(self.inputs))] if len(self.inputs) == 1 else None
+        )
 
     def _outputs(self, k: int) -> torch.Tensor:
         return _scalar_outputs(self.fm.forward(self.leaves, self.inputs[k], chunk=k))
@@ -88,7 +92,12 @@ class GramOperator:
     def outputs(self) -> torch.Tensor:
         """F, the n outputs at theta (detached)."""
         with torch.no_grad():
-            return torch.cat([_scalar_outputs(self.fm.forward(self.fm.point, x, chunk=k)) for k, x in enumerate(self.inputs)])
+            return torch.cat(
+                [
+                    _scalar_outputs(self.fm.forward(self.fm.point, x, chunk=k))
+                    for k, x in enumerate(self.inputs)
+                ]
+            )
 
     def transpose_product(self, u: torch.Tensor) -> list[torch.Tensor]:
         """J_S^T u, one tensor per parameter (zero outside S)."""
@@ -96,12 +105,18 @@ class GramOperator:
         for k, piece in enumerate(torch.split(u, self.sizes)):
             out = self.kept[k] if self.kept is not None else self._outputs(k)
             grads = torch.autograd.grad(
-                out, self.leaves, grad_outputs=piece, retain_graph=self.kept is not None,
-                allow_unused=True, materialize_grads=True,
+                out,
+                self.leaves,
+                grad_outputs=piece,
+                retain_graph=self.kept is not None,
+                allow_unused=True,
+                materialize_grads=True,
             )
             for t, g in zip(total, grads, strict=True):
                 t.add_(g)
-        return [t if keep else torch.zeros_like(t) for t, keep in zip(total, self.mask, strict=True)]
+        return [
+            t if keep else torch.zeros_like(t) for t, keep in zip(total, self.mask, strict=True)
+        ]
 
     def forward_product(self, tangents: Sequence[torch.Tensor]) -> torch.Tensor:
         """J w for parameter-shaped ``tangents`` (forward-mode AD, chunk by chunk)."""
@@ -110,7 +125,8 @@ class GramOperator:
         for k, x in enumerate(self.inputs):
             _, jw = torch.func.jvp(
                 lambda *ps, x=x, k=k: _scalar_outputs(self.fm.forward(list(ps), x, chunk=k)),
-                primals, tuple(tangents),
+                primals,
+                tuple(tangents),
             )
             pieces.append(jw)
         return torch.cat(pieces)
@@ -119,7 +135,9 @@ class GramOperator:
         return (2.0 / self.n) * self.forward_product(self.transpose_product(u))
 
 
-def gram_matrix(model: nn.Module, inputs, *, names=None, dtype: torch.dtype | None = None) -> torch.Tensor:
+def gram_matrix(
+    model: nn.Module, inputs, *, names=None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """M_S = (2/n) J_S J_S^T formed densely from n per-example gradients (tiny models only)."""
     check_model(model)
     fm = FunctionalModel(model, dtype)
@@ -129,8 +147,17 @@ def gram_matrix(model: nn.Module, inputs, *, names=None, dtype: torch.dtype | No
         for k, x in enumerate(op.inputs):
             for i in range(x.shape[0]):
                 out = _scalar_outputs(fm.forward(op.leaves, x[i : i + 1], chunk=k))[0]
-                grads = torch.autograd.grad(out, op.leaves, allow_unused=True, materialize_grads=True)
-                rows.append(flatten([g if keep else torch.zeros_like(g) for g, keep in zip(grads, op.mask, strict=True)]))
+                grads = torch.autograd.grad(
+                    out, op.leaves, allow_unused=True, materialize_grads=True
+                )
+                rows.append(
+                    flatten(
+                        [
+                            g if keep else torch.zeros_like(g)
+                            for g, keep in zip(grads, op.mask, strict=True)
+                        ]
+                    )
+                )
         jac = torch.stack(rows)
         return (2.0 / op.n) * jac @ jac.T
 
@@ -168,9 +195,16 @@ class GramSpectrum:
 def _top_pairs(op, method, tol, max_iter, generator, second):
     """(lambda_1, v_1, lambda_2 or None, products) of the operator ``op`` (n x n)."""
     if method == "dense":
-        dense = torch.stack([op(e) for e in torch.eye(op.n, dtype=op.fm.dtype, device=op.fm.device)], 1)
+        dense = torch.stack(
+            [op(e) for e in torch.eye(op.n, dtype=op.fm.dtype, device=op.fm.device)], 1
+        )
         values, vectors = torch.linalg.eigh(0.5 * (dense + dense.T))
-        return float(values[-1]), vectors[:, -1], (float(values[-2]) if second and op.n > 1 else None), op.n
+        return (
+            float(values[-1]),
+            vectors[:, -1],
+            (float(values[-2]) if second and op.n > 1 else None),
+            op.n,
+        )
     start = random_vector(op.n, generator, op.fm.device, op.fm.dtype)
     res = lanczos_top(op, start, tol=tol, max_iter=max_iter)
     v1 = res.vector / torch.linalg.vector_norm(res.vector)
@@ -178,7 +212,9 @@ def _top_pairs(op, method, tol, max_iter, generator, second):
     if second and op.n > 1:
         deflated = lambda u: op(u) - res.value * torch.dot(v1, u) * v1  # noqa: E731
         start2 = random_vector(op.n, generator, op.fm.device, op.fm.dtype)
-        res2 = lanczos_top(deflated, start2 - torch.dot(v1, start2) * v1, tol=tol, max_iter=max_iter)
+        res2 = lanczos_top(
+            deflated, start2 - torch.dot(v1, start2) * v1, tol=tol, max_iter=max_iter
+        )
         lam2, products = float(res2.value), products + res2.n_products
     return float(res.value), v1, lam2, products
 
@@ -219,10 +255,14 @@ def gram_spectrum(
     return decompose_residual(outputs, targets, v1, top, lam2, output_top, products)
 
 
-def decompose_residual(outputs, targets, v1, top, second=None, output_top=None, n_products=0) -> GramSpectrum:
+def decompose_residual(
+    outputs, targets, v1, top, second=None, output_top=None, n_products=0
+) -> GramSpectrum:
     """D = F - Y split along v_1 (Section 3.4): D = (D^T v_1) v_1 + R."""
     if outputs.shape != targets.shape:
-        raise ValueError(f"outputs {tuple(outputs.shape)} and targets {tuple(targets.shape)} differ in shape")
+        raise ValueError(
+            f"outputs {tuple(outputs.shape)} and targets {tuple(targets.shape)} differ in shape"
+        )
     n = outputs.numel()
     residual = outputs - targets
     along = torch.dot(residual, v1)
@@ -230,14 +270,24 @@ def decompose_residual(outputs, targets, v1, top, second=None, output_top=None, 
         v1, along = -v1, -along
     rest = residual - along * v1
     return GramSpectrum(
-        top=float(top), second=second, output_top=output_top, v1=v1.detach(), outputs=outputs.detach(),
-        residual=residual.detach(), rest=rest.detach(), loss=float(residual.square().sum()) / n,
-        rest_loss=float(rest.square().sum()) / n, d_v1=float(along), d_dot_f=float(torch.dot(residual, outputs)),
+        top=float(top),
+        second=second,
+        output_top=output_top,
+        v1=v1.detach(),
+        outputs=outputs.detach(),
+        residual=residual.detach(),
+        rest=rest.detach(),
+        loss=float(residual.square().sum()) / n,
+        rest_loss=float(rest.square().sum()) / n,
+        d_v1=float(along),
+        d_dot_f=float(torch.dot(residual, outputs)),
         n_products=int(n_products),
     )
 
 
-def input_gram_top(inputs: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[float, float, torch.Tensor]:
+def input_gram_top(
+    inputs: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> tuple[float, float, torch.Tensor]:
     """(lambda_1, lambda_2, u_1) of the input Gram matrix X X^T (n x n; paper 004's X^T X with
     examples as columns) of the flattened ``inputs``."""
     x = inputs.flatten(1).to(dtype)
@@ -259,14 +309,24 @@ def two_layer_linear_theory(
     (Assumption 4.1 asks for >= 2) and ``a_norm_sq`` ||A||^2. ``input_top``: the result of
     :func:`input_gram_top` on ``inputs``, computed once by the caller (the probe set is fixed)."""
     hidden, output = getattr(model, "hidden", None), getattr(model, "output", None)
-    if not isinstance(hidden, nn.Linear) or not isinstance(output, nn.Linear) or hidden.bias is not None:
-        raise ValueError("the Section 4 theory probe needs the two-layer linear network fc2 (bias=false)")
+    if (
+        not isinstance(hidden, nn.Linear)
+        or not isinstance(output, nn.Linear)
+        or hidden.bias is not None
+    ):
+        raise ValueError(
+            "the Section 4 theory probe needs the two-layer linear network fc2 (bias=false)"
+        )
     if not isinstance(getattr(model, "activation", None), nn.Identity):
         raise ValueError("the Section 4 theory probe needs fc2 with activation=linear")
     m, d = hidden.out_features, hidden.in_features
     if abs(float(getattr(model, "output_multiplier", 0.0)) * m**0.5 - 1.0) > 1e-12:
-        raise ValueError("the Section 4 theory probe needs fc2 with output_scaling=ntk (the 1/sqrt(m) factor)")
-    lam1, lam2, u1 = input_top if input_top is not None else input_gram_top(inputs, spectrum.v1.dtype)
+        raise ValueError(
+            "the Section 4 theory probe needs fc2 with output_scaling=ntk (the 1/sqrt(m) factor)"
+        )
+    lam1, lam2, u1 = (
+        input_top if input_top is not None else input_gram_top(inputs, spectrum.v1.dtype)
+    )
     a_norm_sq = float(output.weight.detach().to(torch.float64).square().sum())
     w_iso = float(hidden.weight.detach().to(torch.float64).square().sum()) / d
     n = spectrum.v1.numel()

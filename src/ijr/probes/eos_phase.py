@@ -56,8 +56,14 @@ class EOSPhaseTracker:
     """Phases I-IV and anomaly points of a run from its probes, in step order."""
 
     def __init__(self, loss_tolerance: float = 0.0) -> None:
-        if isinstance(loss_tolerance, bool) or not isinstance(loss_tolerance, (int, float)) or loss_tolerance < 0:
-            raise ValueError(f"probes.eos.loss_tolerance must be a number >= 0, got {loss_tolerance!r}")
+        if (
+            isinstance(loss_tolerance, bool)
+            or not isinstance(loss_tolerance, (int, float))
+            or loss_tolerance < 0
+        ):
+            raise ValueError(
+                f"probes.eos.loss_tolerance must be a number >= 0, got {loss_tolerance!r}"
+            )
         self.loss_tolerance = float(loss_tolerance)
         self.phase: int | None = None
         self.last_step: int | None = None
@@ -74,7 +80,9 @@ class EOSPhaseTracker:
         if phase == 4:
             self.cycles += 1
 
-    def _next_phase(self, step: int, sharpness: float, threshold: float, loss: float | None) -> None:
+    def _next_phase(
+        self, step: int, sharpness: float, threshold: float, loss: float | None
+    ) -> None:
         above = sharpness >= threshold
         before = self.previous.get("sharpness")
         if self.phase is None:
@@ -116,11 +124,16 @@ class EOSPhaseTracker:
         first sharpness, 1.0 / 0.0 if this probe closes an anomalous / normal pair, else NaN)."""
         step = int(step)
         if self.last_step is not None and step < self.last_step:
-            raise ValueError(f"EOS probes must come in step order: step {step} after step {self.last_step}")
+            raise ValueError(
+                f"EOS probes must come in step order: step {step} after step {self.last_step}"
+            )
         self.last_step = step
         now = {
-            "sharpness": _value(sharpness), "loss": _value(loss), "output_norm": _value(output_norm),
-            "d_v1": _value(d_v1), "rest_loss": _value(rest_loss),
+            "sharpness": _value(sharpness),
+            "loss": _value(loss),
+            "output_norm": _value(output_norm),
+            "d_v1": _value(d_v1),
+            "rest_loss": _value(rest_loss),
         }
         threshold = _value(threshold)
         if now["sharpness"] is None:  # only probes with a sharpness count (pairs stay adjacent)
@@ -140,7 +153,12 @@ class EOSPhaseTracker:
                 self._pair(name, now[key] < prev[key])
         if threshold is not None:
             self._next_phase(step, now["sharpness"], threshold, now["loss"])
-        if phase_before in (2, 3) and self.phase in (2, 3) and now["d_v1"] is not None and prev.get("d_v1") is not None:
+        if (
+            phase_before in (2, 3)
+            and self.phase in (2, 3)
+            and now["d_v1"] is not None
+            and prev.get("d_v1") is not None
+        ):
             self._pair("dv1_growth", now["d_v1"] > prev["d_v1"])
         self.previous = now
         return self.phase, anomaly
@@ -171,9 +189,13 @@ class EOSPhaseTracker:
     # ---------------------------------------------------------- checkpointing
     def state_dict(self) -> dict:
         return {
-            "phase": self.phase, "last_step": self.last_step, "previous": dict(self.previous),
-            "loss_before_three": self.loss_before_three, "counts": dict(self.counts),
-            "boundaries": [list(b) for b in self.boundaries], "cycles": self.cycles,
+            "phase": self.phase,
+            "last_step": self.last_step,
+            "previous": dict(self.previous),
+            "loss_before_three": self.loss_before_three,
+            "counts": dict(self.counts),
+            "boundaries": [list(b) for b in self.boundaries],
+            "cycles": self.cycles,
         }
 
     def load_state_dict(self, state: dict) -> None:

@@ -188,7 +188,9 @@ class ProbeMeasurer:
             )
         self.dtype = DTYPES[config.dtype]
         self._sketch: ParameterSketch | None = None
-        self._input_gram: tuple | None = None  # (lambda_1, lambda_2, u_1) of X X^T (gram.linear_theory)
+        self._input_gram: tuple | None = (
+            None  # (lambda_1, lambda_2, u_1) of X X^T (gram.linear_theory)
+        )
 
     # -------------------------------------------------------------- model
     def model_for_measurement(self, model: nn.Module) -> nn.Module:

@@ -82,12 +82,16 @@ def fig1(runs: pd.DataFrame) -> Figure:
     for (label, frame), (ax_s, ax_l) in zip(items, axes, strict=True):
         for ax in (ax_s, ax_l):
             _shade_phases(ax, frame)
-        ax_s.plot(*_series(frame, LAMBDA), color="tab:blue", lw=1, label=r"$\Lambda=\lambda_{max}(M)$")
+        ax_s.plot(
+            *_series(frame, LAMBDA), color="tab:blue", lw=1, label=r"$\Lambda=\lambda_{max}(M)$"
+        )
         ax_s.plot(*_series(frame, THRESHOLD), color="k", ls="--", lw=1, label=r"$2/\eta$")
         ax_s.set(xlabel="iteration", ylabel="sharpness", title=label)
         ax_s.legend(fontsize=7)
         ax_l.plot(*_series(frame, "probe/gram_loss"), color="tab:red", lw=1)
-        ax_l.set(xlabel="iteration", ylabel="training loss", yscale="log", title="phases I-IV shaded")
+        ax_l.set(
+            xlabel="iteration", ylabel="training loss", yscale="log", title="phases I-IV shaded"
+        )
     fig.text(0.005, 0.002, "blue I, orange II, red III, green IV", fontsize=7, color="0.4")
     return fig
 
@@ -101,12 +105,18 @@ def fig2(runs: pd.DataFrame) -> Figure:
         a_sq = both["probe/output_layer_norm"].to_numpy() ** 2
         lam = both[LAMBDA].to_numpy()
         ax.plot(a_sq, lam, color="tab:blue", lw=0.8, marker=".", ms=2)
-        flags = both["eos/anomaly"].to_numpy() if "eos/anomaly" in both.columns else np.zeros(len(both))
+        flags = (
+            both["eos/anomaly"].to_numpy() if "eos/anomaly" in both.columns else np.zeros(len(both))
+        )
         hit = flags == 1
         ax.scatter(a_sq[hit], lam[hit], color="tab:orange", s=12, zorder=3, label="anomaly")
         pairs = int(np.isfinite(flags).sum())
         frac = float(hit.sum()) / pairs if pairs else float("nan")
-        ax.set(xlabel=r"$\|A\|^2$", ylabel=r"$\Lambda$", title=f"{label}\nanomalies {int(hit.sum())}/{pairs} = {frac:.3f}")
+        ax.set(
+            xlabel=r"$\|A\|^2$",
+            ylabel=r"$\Lambda$",
+            title=f"{label}\nanomalies {int(hit.sum())}/{pairs} = {frac:.3f}",
+        )
         ax.legend(fontsize=7)
     return fig
 
@@ -117,15 +127,24 @@ def fig3(runs: pd.DataFrame) -> Figure:
     fig, axes = _figure(len(items), 2)
     for (label, frame), (ax_a, ax_b) in zip(items, axes, strict=True):
         ax_a.plot(*_series(frame, LAMBDA), lw=1, color="steelblue", label=r"$\lambda_{max}(M)$")
-        ax_a.plot(*_series(frame, "probe/gram_second"), lw=1, color="tab:orange", label=r"$\lambda_2(M)$")
-        ax_a.plot(*_series(frame, "probe/gram_output_max"), lw=1, color="tab:blue", label=r"$\lambda_{max}(M_A)$")
+        ax_a.plot(
+            *_series(frame, "probe/gram_second"), lw=1, color="tab:orange", label=r"$\lambda_2(M)$"
+        )
+        ax_a.plot(
+            *_series(frame, "probe/gram_output_max"),
+            lw=1,
+            color="tab:blue",
+            label=r"$\lambda_{max}(M_A)$",
+        )
         steps, two_over_eta = _series(frame, THRESHOLD)
         ax_a.plot(steps, two_over_eta, "k--", lw=1, label=r"$2/\eta$")
         ax_a.plot(steps, two_over_eta / 2, "k:", lw=1, label=r"$1/\eta$")
         ax_a.set(xlabel="iteration", ylabel="eigenvalue", title=label)
         ax_a.legend(fontsize=7)
         ax_b.plot(*_series(frame, "probe/gram_loss"), lw=1, color="tab:red", label=r"$\|D\|^2/n$")
-        ax_b.plot(*_series(frame, "probe/gram_rest_loss"), lw=1, color="tab:green", label=r"$\|R\|^2/n$")
+        ax_b.plot(
+            *_series(frame, "probe/gram_rest_loss"), lw=1, color="tab:green", label=r"$\|R\|^2/n$"
+        )
         ax_b.set(xlabel="iteration", yscale="log")
         twin = ax_b.twinx()
         twin.plot(*_series(frame, "probe/gram_d_v1"), lw=0.8, color="0.4", label=r"$|D^\top v_1|$")
@@ -143,9 +162,16 @@ def sec4(runs: pd.DataFrame) -> Figure:
             _shade_phases(ax, frame)
         ax_r.plot(*_series(frame, "probe/gram_theory_ratio"), lw=1)
         ax_r.axhline(1.0, color="k", ls="--", lw=0.8)
-        ax_r.set(xlabel="iteration", ylabel="ratio", title=r"$\lambda_{max}(M)$ / Theorem 1 approx.")
+        ax_r.set(
+            xlabel="iteration", ylabel="ratio", title=r"$\lambda_{max}(M)$ / Theorem 1 approx."
+        )
         ax_v.plot(*_series(frame, "probe/gram_v1_input_alignment"), lw=1)
-        ax_v.set(xlabel="iteration", ylabel=r"$|\langle v_1(M), u_1(XX^\top)\rangle|$", ylim=(0, 1.05), title=label)
+        ax_v.set(
+            xlabel="iteration",
+            ylabel=r"$|\langle v_1(M), u_1(XX^\top)\rangle|$",
+            ylim=(0, 1.05),
+            title=label,
+        )
         ax_s.plot(*_series(frame, LAMBDA), lw=1, label=r"$\Lambda$")
         ax_s.plot(*_series(frame, THRESHOLD), "k--", lw=1, label=r"$2/\eta$")
         ax_s.set(xlabel="iteration", ylabel="sharpness")
