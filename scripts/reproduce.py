@@ -88,6 +88,24 @@ TARGETS: dict[str, tuple[list[str], list[str], list[tuple[str, str, str | None, 
         ],
     ),
     "fig35": (["fig35_mse"], [], [("fig2", "fig35", "fig35_mse", ["--select", "seed=0"])]),
+    # companion paper 002 (MacDonald et al.), App. C.2: results under <results>/<profile>/p002/
+    "p002-input-scaling": (
+        ["p002_input_scaling"],
+        [],
+        [
+            (
+                "curves",
+                "p002/input_scaling",
+                "p002_input_scaling",
+                [
+                    "--metrics",
+                    "probe/sharpness,probe/io_jacobian_max",
+                    "--style-by",
+                    "data.input_scale,model.kwargs.activation,loss.label_smoothing",
+                ],
+            )
+        ],
+    ),
     # companion paper 004 (Li, Wang & Li): results under <results>/<profile>/p004/
     "p004-fig1": (["p004_fig1_phases"], [], [("p004-fig1", "p004/fig1", "p004_fig1_phases", [])]),
     "p004-fig2": (
