@@ -107,14 +107,38 @@ TARGETS: dict[str, tuple[list[str], list[str], list[tuple[str, str, str | None, 
         ],
     ),
     # companion paper 004 (Li, Wang & Li): results under <results>/<profile>/p004/
-    "p004-fig1": (["p004_fig1_phases"], [], [("p004-fig1", "p004/fig1", "p004_fig1_phases", [])]),
+    "p004-fig1": (
+        ["p004_fig1_phases"],
+        [],
+        [
+            ("p004-fig1", "p004/fig1", "p004_fig1_phases", []),
+            ("p004-markers", "p004/fig1_markers", "p004_fig1_phases", []),
+        ],
+    ),
     "p004-fig2": (
         ["p004_fig2_anomalies"],
         [],
-        [("p004-fig2", "p004/fig2", "p004_fig2_anomalies", [])],
+        [
+            ("p004-fig2", "p004/fig2", "p004_fig2_anomalies", []),
+            ("p004-markers", "p004/fig2_markers", "p004_fig2_anomalies", []),
+        ],
     ),
-    "p004-fig3": (["p004_fig3_gram"], [], [("p004-fig3", "p004/fig3", "p004_fig3_gram", [])]),
-    "p004-sec4": (["p004_sec4_linear"], [], [("p004-sec4", "p004/sec4", "p004_sec4_linear", [])]),
+    "p004-fig3": (
+        ["p004_fig3_gram"],
+        [],
+        [
+            ("p004-fig3", "p004/fig3", "p004_fig3_gram", []),
+            ("p004-markers", "p004/fig3_markers", "p004_fig3_gram", []),
+        ],
+    ),
+    "p004-sec4": (
+        ["p004_sec4_linear"],
+        [],
+        [
+            ("p004-sec4", "p004/sec4", "p004_sec4_linear", []),
+            ("p004-markers", "p004/sec4_markers", "p004_sec4_linear", []),
+        ],
+    ),
     "fig36": (["fig36_ejr_grid"], [], [("fig36", "fig36", "fig36_ejr_grid", [])]),
     "fig7": ([], [], [("fig7", "fig7", None, [])]),  # the secular function: no runs
     "fig8": (

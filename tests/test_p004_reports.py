@@ -80,6 +80,21 @@ def test_every_p004_report_renders(runs, tmp_path, name, experiment):
     assert all(p.stat().st_size > 0 for p in written)
 
 
+def test_markers_table_reports_the_summary_markers(runs, tmp_path):
+    out, summaries = runs
+    written = report.run(["p004-markers", "--runs", str(out), "--out", str(tmp_path / "m")])
+    assert sorted(p.suffix for p in written) == [".csv", ".md"]
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "m.csv")
+    assert len(table) == 2
+    row = table[table["experiment"] == "p004_fig3_gram"].iloc[0]
+    assert row["anomaly_pairs"] == summaries["p004_fig3_gram"]["markers"]["anomaly_pairs"]
+    assert math.isfinite(row["max Lambda / (2/eta)"])
+    gap = table[table["experiment"] == "p004_sec4_linear"].iloc[0]["input Gram gap"]
+    assert math.isfinite(gap) and gap >= 1.0
+
+
 def test_a_report_without_gram_metrics_is_one_clear_error(runs, tmp_path):
     out, _ = runs
     with pytest.raises(ValueError, match="probe/gram_theory_ratio"):

@@ -43,7 +43,8 @@ NO_RUNS = ("fig7",)  # drawn from the paper's equations alone
 COMPANION_FIGURES = tuple(
     p004.REPORTS
 )  # companion papers: p004-fig1, p004-fig2, p004-fig3, p004-sec4
-REPORTS = TABLES + FIGURES + COMPANION_FIGURES
+COMPANION_TABLES = ("p004-markers",)  # paper 004's phase / anomaly markers and Gram extremes
+REPORTS = TABLES + FIGURES + COMPANION_FIGURES + COMPANION_TABLES
 
 
 class UsageError(Exception):
@@ -252,6 +253,9 @@ def run(argv: Sequence[str] | None = None) -> list:
         runs = select_runs(runs, parse_assignments(args.select))
         if runs.empty:
             raise ValueError(f"no run under {args.runs} matches {' '.join(args.select)}")
+    if args.report in COMPANION_TABLES:
+        runs, _ = check_profiles(runs, args.profile, args.allow_mixed_profiles, what=args.report)
+        return p004.write_markers(p004.markers_table(runs), args.out)
     return _table(args, runs) if args.report in TABLES else _figure(args, runs)
 
 

@@ -179,6 +179,91 @@ def sec4(runs: pd.DataFrame) -> Figure:
     return fig
 
 
+MARKERS = (
+    "eos_first_phase2_step",
+    "eos_first_phase4_step",
+    "eos_cycles",
+    "anomaly_count",
+    "anomaly_pairs",
+    "anomaly_fraction",
+    "dv1_growth_fraction",
+    "rest_decrease_fraction",
+    "loss_decrease_fraction",
+)
+EXTREMES = (  # (column, metric, statistic) measured over the logged probes
+    ("max Lambda / (2/eta)", "probe/gram_max/threshold", "max"),
+    ("max lambda_2 / (1/eta)", "probe/gram_second/half_threshold", "max"),
+    ("max lambda_max(M_A) / max Lambda", "probe/gram_output_max/gram_max", "max"),
+    ("min theory ratio before phase II", "probe/gram_theory_ratio", "min_before"),
+    ("max theory ratio before phase II", "probe/gram_theory_ratio", "max_before"),
+    ("min v1 alignment before phase II", "probe/gram_v1_input_alignment", "min_before"),
+    ("input Gram gap", "probe/input_gram_gap", "first"),
+)
+
+
+def _extreme(frame: pd.DataFrame, spec: str, stat: str, phase2: float | None) -> float:
+    if spec.endswith("/threshold") or spec.endswith("/half_threshold"):
+        metric = spec.rsplit("/", 1)[0]
+        if metric not in frame.columns:
+            return float("nan")
+        level = frame[THRESHOLD] / (2.0 if spec.endswith("half_threshold") else 1.0)
+        return float((frame[metric] / level).max())
+    if spec == "probe/gram_output_max/gram_max":
+        if "probe/gram_output_max" not in frame.columns:
+            return float("nan")
+        return float(frame["probe/gram_output_max"].max() / frame[LAMBDA].max())
+    if spec not in frame.columns:
+        return float("nan")
+    values = frame[spec]
+    if stat.endswith("_before"):
+        values = values[frame["step"] < phase2] if phase2 is not None else values
+        return float(values.min() if stat.startswith("min") else values.max())
+    return float(values.dropna().iloc[0]) if values.notna().any() else float("nan")
+
+
+def markers_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: its EOS-phase / anomaly markers (summary.json) and the extremes of the
+    Gram quantities the paper's statements are about, measured from metrics.csv."""
+    rows = []
+    for _, run in runs.sort_values("run_dir").iterrows():
+        frame = load_metrics(run["run_dir"])
+        if LAMBDA not in frame.columns:
+            continue
+        record = {
+            "experiment": run.get("experiment"),
+            "run": _label(run),
+            "steps": run.get("steps"),
+        }
+        for name in MARKERS:
+            record[name] = run.get(f"marker.{name}")
+        phase2 = record["eos_first_phase2_step"]
+        phase2 = None if phase2 is None or pd.isna(phase2) else float(phase2)
+        for column, spec, stat in EXTREMES:
+            record[column] = _extreme(frame, spec, stat, phase2)
+        rows.append(record)
+    if not rows:
+        raise ValueError(f"p004-markers: no run logged {LAMBDA} (probes.expensive needs gram)")
+    return pd.DataFrame(rows)
+
+
+def write_markers(frame: pd.DataFrame, out) -> list:
+    """``OUT.md`` and ``OUT.csv`` of :func:`markers_table` (transposed: one column per run)."""
+    from pathlib import Path
+
+    stem = Path(out)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    frame.to_csv(csv_path, index=False)
+    table = frame.set_index("run").T
+    lines = ["| quantity | " + " | ".join(map(str, table.columns)) + " |"]
+    lines.append("|---" * (len(table.columns) + 1) + "|")
+    for name, values in table.iterrows():
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in values]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    md_path.write_text("\n".join(lines) + "\n")
+    return [md_path, csv_path]
+
+
 REPORTS = {"p004-fig1": fig1, "p004-fig2": fig2, "p004-fig3": fig3, "p004-sec4": sec4}
 
-__all__ = ["REPORTS", "fig1", "fig2", "fig3", "sec4"]
+__all__ = ["MARKERS", "REPORTS", "fig1", "fig2", "fig3", "markers_table", "sec4", "write_markers"]
