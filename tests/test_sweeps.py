@@ -9,31 +9,58 @@ from conftest import cli, compose_cfg, run_cli, tiny_overrides
 from ijr.reporting import load_runs
 from ijr.train import train
 
+KILL_AT_LR_01 = [
+    "+callbacks.kill._target_=sweep_callbacks.KillIfLr",
+    "+callbacks.kill.lr=0.1",
+    "+callbacks.kill.step=3",
+]
+
 
 def test_submitit_sweep_isolates_failures_and_relaunch_skips_finished(runs_dir):
-    # lr 0.05 and 0.1 train, 1000 diverges, -1 is rejected before training starts
+    # lr 0.05 trains, 0.1 is SIGKILLed at step 3 (a job without a result), 1000 diverges,
+    # -1 is rejected before training starts
     args = [
         "-m",
         *tiny_overrides(runs_dir, "trainer.max_steps=8"),
         "hydra/launcher=submitit_local",
         "optim.lr=0.05,0.1,1000,-1",
     ]
-    proc = run_cli(*args, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = run_cli(*args, *KILL_AT_LR_01, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out and "UncompletedJobError:" not in out.split("ijr multirun: 4")[0]
+    table = out[out.index("ijr multirun: 4 runs") :]
+    for column, count in (("completed", 1), ("diverged", 1), ("failed", 2), ("skipped", 0)):
+        assert f"  {column:<10}{count:>5}" in table, table
+    assert "ended without a result" in table and "optim.lr must be a finite number" in table
     runs = load_runs(runs_dir)
     assert len(runs) == 4
-    assert sorted(runs["status"]) == ["completed", "completed", "diverged", "failed"]
+    assert sorted(runs["status"]) == ["completed", "diverged", "failed", "running"]
     failed = runs[runs["status"] == "failed"].iloc[0]
     assert "optim.lr must be a finite number" in failed["error"]
-    # re-launch in this process with the basic launcher: completed runs are skipped
+    for run_dir in runs[runs["status"] != "completed"]["run_dir"]:
+        assert str(run_dir) in table
+    # re-launch in this process with the basic launcher (no kill): the completed run is skipped,
+    # the killed one now completes, the rejected one fails again
     stamps = {p: p.stat().st_mtime_ns for p in runs_dir.glob("default/*/metrics.csv")}
-    assert cli(*[a for a in args if not a.startswith("hydra/launcher")]) == 0
+    assert cli(*[a for a in args if not a.startswith("hydra/launcher")]) == 1
     after = load_runs(runs_dir)
     assert sorted(after["status"]) == ["completed", "completed", "diverged", "failed"]
     completed_dirs = {str(d) for d in runs[runs["status"] == "completed"]["run_dir"]}
     for path, stamp in stamps.items():
         if str(path.parent) in completed_dirs:
             assert path.stat().st_mtime_ns == stamp, "a completed run was trained again"
+
+
+def test_local_relaunch_of_a_finished_sweep_launches_nothing(runs_dir, capsys):
+    args = ["-m", *tiny_overrides(runs_dir, "trainer.max_steps=4"), "optim.lr=0.05,0.1"]
+    assert cli(*args) == 0
+    first = capsys.readouterr().out
+    assert "  completed     2" in first and "  failed        0" in first
+    assert cli(*args) == 0
+    again = capsys.readouterr().out
+    assert "2 of 2 runs already completed, not launched; 0 to launch" in again
+    assert "  skipped       2" in again and "ijr-train:" not in again
 
 
 def test_wandb_offline_run_contains_the_logged_metrics(runs_dir, monkeypatch):

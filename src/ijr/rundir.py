@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -65,11 +66,18 @@ def resolved_container(cfg: DictConfig | dict) -> dict:
     return json.loads(json.dumps(cfg))
 
 
-def compute_run_key(cfg: DictConfig | dict, length: int = 12) -> str:
-    """Short hash of the resolved config (seed included) without :data:`RUN_KEY_IGNORE`."""
+def compute_run_key(
+    cfg: DictConfig | dict, data_identity: str | None = None, length: int = 12
+) -> str:
+    """Short hash of the resolved config (seed included) without :data:`RUN_KEY_IGNORE`, and of
+    ``data_identity``: the fingerprint of the dataset's files (:func:`ijr.data.data_identity`;
+    ``data.root`` is ignored so that moving the data keeps the key, the files are not). ``None``
+    (digits, synthetic: datasets the config determines) leaves the key the config hash alone."""
     container = resolved_container(cfg)
     for key in RUN_KEY_IGNORE:
         _drop(container, key)
+    if data_identity is not None:
+        container.setdefault("data", {})["content"] = str(data_identity)
     if isinstance(container.get("probes"), dict) and container["probes"].get("name") == "none":
         container["probes"] = {"name": "none"}  # settings of probes that do not run change nothing
     if (
@@ -82,9 +90,28 @@ def compute_run_key(cfg: DictConfig | dict, length: int = 12) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Write ``path`` through ``path.tmp``, which never outlives a failed write (a full disk)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+-]*")
+
+
+def check_plain_name(key: str, value: object) -> str:
+    """``value`` as a directory name: one path component (letters, digits, ``._=+-``, not
+    starting with a dot), so ``run_key`` / ``experiment_name`` never write outside paths.runs."""
+    text = str(value)
+    if not PLAIN_NAME.fullmatch(text) or len(text) > 200:
+        raise ValueError(
+            f"{key}={text!r} is not a plain name: use letters, digits and ._=+- only "
+            f"(no '/', no leading '.'), e.g. {key}=my-run"
+        )
+    return text
 
 
 class RunDir:
@@ -94,9 +121,12 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def for_config(cls, cfg: DictConfig) -> RunDir:
-        key = cfg.get("run_key") or compute_run_key(cfg)
-        return cls(Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / key)
+    def for_config(cls, cfg: DictConfig, data_identity: str | None = None) -> RunDir:
+        """The directory of ``cfg`` (``run_key`` if set, else :func:`compute_run_key` with the
+        dataset's ``data_identity``)."""
+        key = cfg.get("run_key") or compute_run_key(cfg, data_identity)
+        experiment = check_plain_name("experiment_name", cfg.get("experiment_name") or "default")
+        return cls(Path(cfg.paths.runs) / experiment / check_plain_name("run_key", key))
 
     @property
     def key(self) -> str:
@@ -113,6 +143,22 @@ class RunDir:
     @property
     def checkpoint(self) -> Path:
         return self.path / "checkpoints" / "last.ckpt"
+
+    def data_files(self) -> list[str]:
+        """The files a run measured that exist here (metrics.csv, the checkpoint)."""
+        files = (self.metrics_csv, self.checkpoint)
+        return [f.relative_to(self.path).as_posix() for f in files if f.exists()]
+
+    def remove_temp_files(self) -> list[Path]:
+        """Remove the temporary files of interrupted atomic writes (``*.tmp``, ``*.tmp-<pid>``)
+        anywhere in the run directory, first of all on a full disk; returns what was removed."""
+        removed = []
+        if self.path.exists():
+            for path in self.path.rglob("*.tmp*"):
+                if path.is_file() and re.search(r"\.tmp(-\d+)?$", path.name):
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        return removed
 
     def try_lock(self):
         """An exclusive advisory lock on ``<run>/.lock`` (``flock``), so two jobs of a sweep with the
