@@ -131,3 +131,24 @@ def test_gram_refuses_a_multi_output_model_and_a_nonlinear_theory_model():
     with pytest.raises(ValueError, match="activation=linear"):
         two_layer_linear_theory(relu, x, spec)
     assert math.isfinite(spec.top)
+
+
+def test_the_gram_probe_refuses_a_multi_output_model_in_one_line():
+    from ijr.probes.config import parse_probe_config
+    from ijr.probes.measure import ProbeMeasurer
+
+    config = parse_probe_config({"name": "all", "expensive": ["gram"]})
+    with pytest.raises(ValueError, match="data.task=two_class_mse"):
+        ProbeMeasurer(config, num_outputs=4)
+    assert ProbeMeasurer(config, num_outputs=1).num_outputs == 1
+
+
+def test_the_eos_tracker_needs_its_probe_groups():
+    from ijr.probes.config import parse_probe_config
+
+    with pytest.raises(ValueError, match="needs the probe group"):
+        parse_probe_config(
+            {"name": "all", "cheap": [], "expensive": ["gram"], "eos": {"enabled": True}}
+        )
+    with pytest.raises(ValueError, match="loss_tolerance"):
+        parse_probe_config({"name": "all", "eos": {"loss_tolerance": -0.5}})
