@@ -46,8 +46,8 @@ test-all: install ## everything, GPU tests included (they skip without CUDA)
 	$(PY) -m pytest -q -m '' $(PYTEST_ARGS)
 
 test-slurm: install ## SLURM tests on a single-node SLURM this target installs and starts (root, Debian; scripts/ci/slurm_cluster.sh)
-	scripts/ci/slurm_cluster.sh up
-	IJR_REQUIRE_SLURM=1 $(PY) -m pytest -q -m slurm tests/test_slurm.py $(PYTEST_ARGS); status=$$?; \
+	@scripts/ci/slurm_cluster.sh up || { scripts/ci/slurm_cluster.sh down; exit 1; }
+	IJR_REQUIRE_SLURM=1 $(PY) -m pytest -q -m slurm tests/test_slurm.py --durations=0 $(PYTEST_ARGS); status=$$?; \
 	$(if $(SLURM_KEEP),,scripts/ci/slurm_cluster.sh down;) exit $$status
 
 lint: install ## ruff

@@ -28,7 +28,7 @@ class KillIfLr(pl.Callback):
 
 
 class HoldIfLr(pl.Callback):
-    """At ``step``, when the run's learning rate is ``lr``: write ``held`` (the SLURM job id) in the
+    """At ``step``, when the run's learning rate is ``lr``: write ``held`` (the SLURM job id, ``<array>_<task>``) in the
     run directory and sleep ``seconds``, so a test can act on a job known to be running."""
 
     def __init__(self, lr: float, step: int, seconds: float) -> None:
@@ -37,7 +37,9 @@ class HoldIfLr(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if int(trainer.global_step) == self.step and _lr(trainer) == self.lr:
             marker = Path(trainer.default_root_dir) / "held"
-            marker.write_text(os.environ.get("SLURM_JOB_ID", str(os.getpid())))
+            array = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+            job = "_".join(array) if all(array) else os.environ.get("SLURM_JOB_ID", "")
+            marker.write_text(job or str(os.getpid()))
             time.sleep(self.seconds)
 
 

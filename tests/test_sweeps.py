@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
-from conftest import cli, compose_cfg, run_cli, tiny_overrides
+from hydra import compose, initialize_config_dir
+
+from conftest import CONF_DIR, cli, compose_cfg, run_cli, tiny_overrides
+from ijr import multirun
+from ijr.data.fake import make_fake_cifar
 from ijr.reporting import load_runs
+from ijr.rundir import RunDir
 from ijr.train import train
 
 KILL_AT_LR_01 = [
@@ -86,3 +92,64 @@ def test_wandb_offline_run_contains_the_logged_metrics(runs_dir, monkeypatch):
         == "completed"
     )
     assert (run_dir / "wandb_id").read_text().strip() == run_id
+
+
+def _sweep_config(*overrides: str):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_launchers_predict_the_run_directories_train_writes(runs_dir, tmp_path):
+    """The skip-before-launch filter and the end table read the directory ijr.multirun computes;
+    it must be the one ijr-train writes (completed runs, a run rejected at setup, a CIFAR-format
+    dataset whose files may enter the run key)."""
+    root = tmp_path / "data"
+    make_fake_cifar(root, n_train=32, n_test=16, seed=0)
+    cifar = ["data=cifar10", f"data.root={root}", "data.test_subset=16", "data.batch_size=16"]
+    points = [["optim.lr=0.05"], ["optim.lr=-1"], [*cifar, "optim.lr=0.05"]]
+    assert cli("-m", *tiny_overrides(runs_dir, "trainer.max_steps=2"), "optim.lr=0.05,-1") == 1
+    assert cli("-m", *tiny_overrides(runs_dir, "trainer.max_steps=2", *cifar)) == 0
+    written = {p.parent for p in runs_dir.glob("default/*/summary.json")}
+    predicted = {}
+    for point in points:
+        cfg = _sweep_config(*tiny_overrides(runs_dir, "trainer.max_steps=2", *point))
+        predicted[tuple(point)] = multirun.run_dir_for(cfg)
+    assert {path for path, _ in predicted.values()} == written
+    assert [done for _, done in predicted.values()] == [True, False, True]
+
+
+def test_table_counts_and_reasons():
+    jobs = [
+        multirun.Job(["optim.lr=0.1"], 0, Path("/r/a"), "completed"),
+        multirun.Job(["optim.lr=9"], 1, Path("/r/b"), "diverged", "training loss 1e9 at step 2"),
+        multirun.Job(["optim.lr=-1"], 2, Path("/r/c"), "failed", "ConfigError: optim.lr", "x.err"),
+        multirun.Job(["optim.lr=0.2"], 3, Path("/r/d"), "skipped", "completed before"),
+    ]
+    table = multirun.format_table(jobs)
+    for column in multirun.COLUMNS:
+        assert f"  {column:<10}{1:>5}  {multirun.NOTES[column]}".rstrip() in table
+    assert "diverged  /r/b  training loss 1e9 at step 2" in table
+    assert "failed    /r/c  ConfigError: optim.lr" in table and "log: x.err" in table
+    assert "/r/a" not in table and "/r/d" not in table
+    trace = "Job (task=0) failed during processing with trace:\n----\nTraceback...\nValueError: bad"
+    assert multirun._first_line(trace) == "Job (task=0) failed: ValueError: bad"
+
+
+def test_a_run_left_running_is_failed_unless_another_process_holds_its_lock(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.write_summary(status="running")
+    job = multirun.settle(multirun.Job([], 0, run.path))
+    assert (job.status, job.reason) == (
+        "failed",
+        "summary.json still says running: the job was killed",
+    )
+    holder = run.try_lock()
+    try:
+        job = multirun.settle(multirun.Job([], 0, run.path))
+        assert job.status == "skipped" and "running elsewhere" in job.reason
+        assert str(run.path) in multirun.format_table([job])
+    finally:
+        holder.close()
+    assert multirun.settle(
+        multirun.Job([], 0, run.path), "job 7 ended without a result"
+    ).status == ("failed")

@@ -29,7 +29,7 @@ NOTES = {
     "completed": "",
     "diverged": "a result (the loss blew up at that setting), not a failure",
     "failed": "fix the reason below, then run the same command again (it resumes them)",
-    "skipped": "already completed before this launch, not launched again",
+    "skipped": "completed before this launch (not launched again), or running elsewhere",
 }
 
 
@@ -66,16 +66,12 @@ def run_dir_for(sweep_config: DictConfig) -> tuple[Path | None, bool]:
     completed. Same steps as :func:`ijr.train.train` (profile caps, validation, the data caps that
     need the dataset's size), so the key is the one the job computes. A config that does not
     validate or whose data cannot load gets the directory ``ijr-train`` records its failure in."""
-    from ijr.train import apply_profile, resolve_data_cap, validate
+    from ijr.train import apply_profile, locate_run
 
     cfg = apply_profile(task_config(sweep_config))
-    fallback = RunDir.for_config(cfg).path
-    try:
-        validate(cfg)
-        resolve_data_cap(cfg)
-    except Exception:  # noqa: BLE001 - the job records the failure itself
-        return fallback, False
-    run = RunDir.for_config(cfg)
+    run, can_start = locate_run(cfg)  # the key includes the dataset's identity, as in train
+    if run is None or not can_start:
+        return (run.path if run else None), False
     summary = run.read_summary() or {}
     done = bool(cfg.get("resume", True)) and summary.get("status") == "completed"
     return run.path, done
@@ -124,11 +120,22 @@ def settle(job: Job, error: BaseException | str | None = None) -> Job:
         )
     elif status in ("completed", "diverged", "failed"):
         job.status, job.reason = status, _first_line(summary.get("error") or "")
+    elif status == "running" and _locked_elsewhere(job.run_dir):
+        job.status, job.reason = "skipped", "another process holds its lock (running elsewhere)"
     elif status == "running":
-        job.status, job.reason = "failed", "summary.json still says running (job killed?)"
+        job.status, job.reason = "failed", "summary.json still says running: the job was killed"
     else:
         job.status, job.reason = "failed", "no summary.json was written"
     return job
+
+
+def _locked_elsewhere(run_dir: Path) -> bool:
+    """Whether another process holds the run's lock (``ijr-train`` skips such a run)."""
+    handle = RunDir(run_dir).try_lock()
+    if handle is None:
+        return True
+    handle.close()
+    return False
 
 
 def format_table(jobs: Sequence[Job]) -> str:
@@ -138,10 +145,10 @@ def format_table(jobs: Sequence[Job]) -> str:
     for column in COLUMNS:
         note = NOTES[column] if counts[column] and NOTES[column] else ""
         lines.append(f"  {column:<10}{counts[column]:>5}  {note}".rstrip())
-    rows = [j for j in jobs if j.status in ("diverged", "failed")]
+    rows = [j for j in jobs if j.status in ("diverged", "failed") or j.reason.startswith("another")]
     if rows:
         lines.append("  not completed (status, run directory, reason):")
-    for job in sorted(rows, key=lambda j: (j.status, j.index)):
+    for job in sorted(rows, key=lambda j: (COLUMNS.index(j.status), j.index)):
         where = str(job.run_dir) if job.run_dir else " ".join(job.overrides)
         lines.append(f"  {job.status:<10}{where}  {job.reason}".rstrip())
         if job.log and job.status == "failed":

@@ -174,8 +174,15 @@ class RunDir:
         return handle
 
     def clear(self) -> None:
-        """Remove everything a previous attempt wrote (``resume=false``), keeping the lock."""
-        for child in self.path.iterdir() if self.path.exists() else []:
+        """Remove everything a previous attempt wrote (``resume=false``, a restart from step
+        0), keeping the lock; summary.json goes last, so a clear cut short by a kill never leaves
+        data without its summary."""
+        children = (
+            sorted(self.path.iterdir(), key=lambda p: p == self.summary_json)
+            if self.path.exists()
+            else []
+        )
+        for child in children:
             if child.name == ".lock":
                 continue
             if child.is_dir():

@@ -258,12 +258,33 @@ def _identity_or_location(cfg: DictConfig) -> str | None:
         return f"unreadable:{Path(str(root)).expanduser().absolute()}" if root else None
 
 
+def locate_run(cfg: DictConfig) -> tuple[RunDir | None, bool]:
+    """The run directory ``train`` uses for ``cfg`` (profile already applied, as by
+    :func:`apply_profile`; ``cfg`` gets the data caps in place) and whether the run can start
+    (``False``: it would be recorded as failed in that directory). ``None``: no directory at all
+    (``run_key`` / ``experiment_name`` not a plain name). For launchers that skip completed
+    runs before submitting them."""
+    try:
+        validate(cfg)
+        return RunDir.for_config(cfg, resolve_data_cap(cfg).identity), True
+    except Exception:  # noqa: BLE001 - the run records the failure itself
+        try:
+            return RunDir.for_config(cfg, _identity_or_location(cfg)), False
+        except ValueError:
+            return None, False
+
+
 def _record_setup_failure(cfg: DictConfig, exc: Exception) -> dict:
     """In a multirun, a run that cannot even start (bad setting, missing data) still gets a run
-    directory with status ``failed``, so the sweep goes on and reports show it."""
-    run = RunDir.for_config(cfg, _identity_or_location(cfg))
+    directory with status ``failed``, so the sweep goes on and reports show it (unless the
+    directory itself cannot be named: a ``run_key`` that is not a plain name)."""
+    error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    try:
+        run = RunDir.for_config(cfg, _identity_or_location(cfg))
+    except ValueError:
+        print(f"ijr-train: run failed before starting: {error}", flush=True)
+        return {"status": "failed", "run_key": None, "error": error}
     run.write_config(cfg, _task_overrides())
-    error = f"{type(exc).__name__}: {exc}"
     print(f"ijr-train: run failed before starting: {error} ({run.path})", flush=True)
     return run.write_summary(
         status="failed",
@@ -493,7 +514,7 @@ def _fit(run: RunDir, cfg: DictConfig, dm, guard, ckpt: Path | None, state: dict
         csv_logger.csv.truncate_from(resume_step, ledger)
         run.write_summary(status="running", resumed_from_step=resume_step)
         print(f"ijr-train: resuming {run.path} from step {resume_step}", flush=True)
-    callbacks = [*_callbacks(cfg, run, dm, module, guard, total_steps)]
+    callbacks = _callbacks(cfg, run, dm, module, guard, total_steps)
     callbacks.append(LedgerInCheckpoint(csv_logger.csv))
     trainer = _make_trainer(cfg, run, loggers, callbacks, total_steps)
     state["trainer"] = trainer
@@ -555,6 +576,10 @@ def _blockable() -> set[int]:
     return set(caught_signals())
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def _existing_files(run_dir: Path) -> str:
     names = [n for n in ("metrics.csv", "summary.json") if (run_dir / n).exists()]
     return f" ({', '.join(names)})" if names else ""
@@ -569,11 +594,15 @@ def _hydra_entry(cfg: DictConfig) -> None:
         print(f"ijr-train: stopped: {exc}", file=sys.stderr, flush=True)
         sys.exit(128 + (exc.signum or 15))
     except (ConfigError, ValueError, FileNotFoundError) as exc:
-        print(f"ijr-train: error: {exc}", file=sys.stderr, flush=True)
+        print(f"ijr-train: error: {_one_line(exc)}", file=sys.stderr, flush=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - one line; the traceback is in the run directory
-        print(f"ijr-train: run failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        message = f"{type(exc).__name__}: {_one_line(exc)}"
+        print(f"ijr-train: run failed: {message}", file=sys.stderr, flush=True)
         sys.exit(1)
+    if summary.get("run_key") is None:
+        print(f"ijr-train: failed: {summary.get('error')}", flush=True)
+        return
     run_dir = (
         Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / summary["run_key"]
     )
@@ -584,7 +613,17 @@ def _hydra_entry(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Console entry point ``ijr-train``."""
+    """Console entry point ``ijr-train``: the overrides are checked first (one line and exit 2
+    for an unknown choice or key, :mod:`ijr.overrides`), then Hydra runs :func:`train`."""
+    from ijr.overrides import check_overrides
+
+    try:
+        problem = check_overrides(sys.argv[1:], CONF_DIR)
+    except Exception as exc:  # noqa: BLE001 - a config that does not compose: one line
+        problem = f"the config does not compose: {' '.join(str(exc).split())}"
+    if problem:
+        print(f"ijr-train: error: {problem}", file=sys.stderr, flush=True)
+        sys.exit(2)
     _hydra_entry()
 
 

@@ -120,10 +120,15 @@ class _SubmititMixin:
     @staticmethod
     def _wait(job: multirun.Job, handle) -> JobReturn | None:
         job.log = str(handle.paths.stderr)
+        from submitit.core.utils import UncompletedJobError
+
         try:
             ret = handle.results()[0]
-        except Exception as exc:  # noqa: BLE001 - no result: killed, cancelled, not requeued
-            multirun.settle(job, f"{handle.job_id} ended without a result ({handle.state}): {exc}")
+        except UncompletedJobError:  # killed, cancelled, or a time limit without requeue
+            multirun.settle(job, f"job {handle.job_id} ended without a result ({handle.state})")
+            return None
+        except Exception as exc:  # noqa: BLE001 - raised in the job outside the task (submitit)
+            multirun.settle(job, f"job {handle.job_id}: {exc}")
             return None
         multirun.settle(job, _error_of(ret))
         return ret
