@@ -21,7 +21,7 @@ export HYDRA_FULL_ERROR ?= 0
 COMMON := profile=$(PROFILE) hydra/launcher=$(LAUNCHER) paths.runs=$(RUNS) data.root=$(DATA_ROOT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync
+.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync p004
 REPRODUCE = $(PY) scripts/reproduce.py --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) --overrides '$(OVERRIDES)'
 
 help: ## list the targets
@@ -81,6 +81,14 @@ figures: install ## every figure that fits the profile: results/$(PROFILE)/fig*.
 
 fig%: install ## one figure, e.g. `make fig4` (fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig12 fig15 fig35 fig36)
 	$(REPRODUCE) fig$*
+
+p002-input-scaling: install ## companion paper 002 App. C.2 (Figs. 30-31): input scaling, results/$(PROFILE)/p002/
+	$(REPRODUCE) p002-input-scaling
+
+p004: p004-fig1 p004-fig2 p004-fig3 p004-sec4 ## companion paper 004 (Li, Wang & Li): all four, results/$(PROFILE)/p004/
+
+p004-%: install ## one paper-004 figure: p004-fig1 (phases) p004-fig2 (anomalies) p004-fig3 (Gram) p004-sec4 (linear net)
+	$(REPRODUCE) p004-$*
 
 wandb-sync: install ## upload offline W&B runs found under RUNS
 	@found=$$(find $(RUNS) -type d -name 'offline-run-*' 2>/dev/null); \

@@ -92,6 +92,57 @@ TARGETS: dict[str, tuple[list[str], list[str], list[tuple[str, str, str | None, 
         ],
     ),
     "fig35": (["fig35_mse"], [], [("fig2", "fig35", "fig35_mse", ["--select", "seed=0"])]),
+    # companion paper 002 (MacDonald et al.), App. C.2: results under <results>/<profile>/p002/
+    "p002-input-scaling": (
+        ["p002_input_scaling"],
+        [],
+        [
+            (
+                "curves",
+                "p002/input_scaling",
+                "p002_input_scaling",
+                [
+                    "--metrics",
+                    "probe/sharpness,probe/io_jacobian_max",
+                    "--style-by",
+                    "data.input_scale,model.kwargs.activation,loss.label_smoothing",
+                ],
+            )
+        ],
+    ),
+    # companion paper 004 (Li, Wang & Li): results under <results>/<profile>/p004/
+    "p004-fig1": (
+        ["p004_fig1_phases"],
+        [],
+        [
+            ("p004-fig1", "p004/fig1", "p004_fig1_phases", []),
+            ("p004-markers", "p004/fig1_markers", "p004_fig1_phases", []),
+        ],
+    ),
+    "p004-fig2": (
+        ["p004_fig2_anomalies"],
+        [],
+        [
+            ("p004-fig2", "p004/fig2", "p004_fig2_anomalies", []),
+            ("p004-markers", "p004/fig2_markers", "p004_fig2_anomalies", []),
+        ],
+    ),
+    "p004-fig3": (
+        ["p004_fig3_gram"],
+        [],
+        [
+            ("p004-fig3", "p004/fig3", "p004_fig3_gram", []),
+            ("p004-markers", "p004/fig3_markers", "p004_fig3_gram", []),
+        ],
+    ),
+    "p004-sec4": (
+        ["p004_sec4_linear"],
+        [],
+        [
+            ("p004-sec4", "p004/sec4", "p004_sec4_linear", []),
+            ("p004-markers", "p004/sec4_markers", "p004_sec4_linear", []),
+        ],
+    ),
     "fig36": (["fig36_ejr_grid"], [], [("fig36", "fig36", "fig36_ejr_grid", [])]),
     "fig7": ([], [], [("fig7", "fig7", None, [])]),  # the secular function: no runs
     "fig8": (
@@ -201,7 +252,7 @@ def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", choices=[*TARGETS, "figures"], help="what to regenerate")
-    parser.add_argument("--profile", default="quick", choices=["quick", "paper"])
+    parser.add_argument("--profile", default="quick", choices=["quick", "cpu", "paper"])
     parser.add_argument(
         "--launcher",
         default="local",

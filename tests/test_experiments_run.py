@@ -33,7 +33,7 @@ TINY = (
 @pytest.fixture(scope="module")
 def fake_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("fake_data")
-    make_fake_cifar(root, n_train=32, n_test=16, seed=0)
+    make_fake_cifar(root, n_train=160, n_test=80, seed=0)  # >= 8 per class: two-class subsets
     make_fake_cifar(root, n_train=32, n_test=16, num_classes=100, seed=0)
     return root
 

@@ -19,7 +19,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ijr.reporting import figures, table2, tables
+from ijr.reporting import figures, p004, table2, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
 
 TABLES = ("table1", "table2", "table5", "table6")
@@ -40,7 +40,11 @@ FIGURES = (
     "curves",
 )
 NO_RUNS = ("fig7",)  # drawn from the paper's equations alone
-REPORTS = TABLES + FIGURES
+COMPANION_FIGURES = tuple(
+    p004.REPORTS
+)  # companion papers: p004-fig1, p004-fig2, p004-fig3, p004-sec4
+COMPANION_TABLES = ("p004-markers",)  # paper 004's phase / anomaly markers and Gram extremes
+REPORTS = TABLES + FIGURES + COMPANION_FIGURES + COMPANION_TABLES
 
 
 class UsageError(Exception):
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="output path without suffix (suffixes are added)"
     )
     parser.add_argument(
-        "--profile", choices=("quick", "paper"), help="use only runs of this profile"
+        "--profile", choices=("quick", "cpu", "paper"), help="use only runs of this profile"
     )
     parser.add_argument(
         "--allow-mixed-profiles",
@@ -186,7 +190,10 @@ def _figure(args, runs) -> list:
     runs, _ = check_profiles(runs, args.profile, args.allow_mixed_profiles, what=args.report)
     style_by = _csv_list(args.style_by)
     report = args.report
-    if report == "fig1":
+    if report in COMPANION_FIGURES:
+        fig = p004.REPORTS[report](runs)
+        figures._footer(fig, runs)
+    elif report == "fig1":
         fig = figures.fig1(runs, example=args.example)
     elif report == "fig2":
         fig = figures.fig2(runs, windows=_windows(args.windows), left=args.left, right=args.right)
@@ -246,6 +253,9 @@ def run(argv: Sequence[str] | None = None) -> list:
         runs = select_runs(runs, parse_assignments(args.select))
         if runs.empty:
             raise ValueError(f"no run under {args.runs} matches {' '.join(args.select)}")
+    if args.report in COMPANION_TABLES:
+        runs, _ = check_profiles(runs, args.profile, args.allow_mixed_profiles, what=args.report)
+        return p004.write_markers(p004.markers_table(runs), args.out)
     return _table(args, runs) if args.report in TABLES else _figure(args, runs)
 
 

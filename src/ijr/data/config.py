@@ -36,6 +36,7 @@ COMMON_KEYS = (
     "task",
     "targets",
     "standardize",
+    "input_scale",
     "augment",
     "batch_size",
     "physical_batch_size",
@@ -77,6 +78,7 @@ class DataConfig:
     task: str = "classification"
     targets: str = "index"
     standardize: bool = True
+    input_scale: float = 1.0
     augment: bool = False
     batch_size: int | str = 128
     physical_batch_size: int | None = None
@@ -161,6 +163,17 @@ def _check_str(key: str, value: Any, allow_none: bool = False) -> str | None:
     return value
 
 
+def _check_input_scale(value: Any) -> float:
+    """data.input_scale: a positive finite factor (paper 002, App. C.2 scales inputs by 0.5-1.5)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+    ):
+        raise ValueError(f"data.input_scale must be a positive number, got {value!r}")
+    return float(value)
+
+
 def parse_data_config(data_cfg: Any) -> DataConfig:
     """Validate a data config (DictConfig or dict with the keys of ``conf/data/*.yaml``)."""
     raw = _to_plain_dict(data_cfg)
@@ -236,6 +249,7 @@ def parse_data_config(data_cfg: Any) -> DataConfig:
 
     # preprocessing
     cfg.standardize = _check_bool("standardize", get("standardize", True))
+    cfg.input_scale = _check_input_scale(get("input_scale", 1.0))
     cfg.augment = _check_bool("augment", get("augment", False))
     cfg.dtype = _check_choice("dtype", get("dtype", "float32"), DTYPES)
 

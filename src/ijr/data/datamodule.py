@@ -231,6 +231,15 @@ class TensorDataModule(pl.LightningDataModule):
             self.channel_std = torch.ones(channels, dtype=dtype)
             self.pad_fill = torch.zeros(channels, dtype=dtype)
 
+        # --- input scaling (paper 002, App. C.2): after standardisation, train and test alike
+        if cfg.input_scale != 1.0:
+            for x in (train_x, test_x):
+                x.mul_(cfg.input_scale)
+            # the affine map raw -> model input is now (raw - mean) / (std / scale): pixel-space
+            # attacks and the padding value (a black pixel) follow it
+            self.channel_std = self.channel_std / cfg.input_scale
+            self.pad_fill = self.pad_fill * cfg.input_scale
+
         # --- targets
         if cfg.task == "two_class_mse":
             # first class of data.classes (or class 0) -> -1, second -> +1

@@ -29,6 +29,7 @@ from ijr.data.rng import derive_seed
 from ijr.metrics_log import log_metrics
 from ijr.probes.arp import ARPTracker
 from ijr.probes.config import ProbeConfig
+from ijr.probes.eos_phase import EOSPhaseTracker
 from ijr.probes.examples import (
     EIGVEC_FILE_NAME,
     FILE_NAME,
@@ -113,6 +114,11 @@ class CurvatureProbes(pl.Callback):
             if config.arp.enabled
             else None
         )
+        self.eos = (
+            EOSPhaseTracker(config.eos.loss_tolerance)
+            if config.enabled and config.eos.enabled
+            else None
+        )
         self.schedule: ProbeSchedule | None = None
         self.measurer: ProbeMeasurer | None = None
         self.batches: list | None = None
@@ -124,8 +130,11 @@ class CurvatureProbes(pl.Callback):
     # ------------------------------------------------------------------ markers
     @property
     def markers(self) -> dict:
-        """ARP markers for ``summary.json`` (empty when the ARP is not tracked)."""
-        return dict(self.arp.markers) if self.arp is not None else {}
+        """ARP and EOS-phase markers for ``summary.json`` (empty when neither is tracked)."""
+        out = dict(self.arp.markers) if self.arp is not None else {}
+        if self.eos is not None:
+            out.update(self.eos.markers)
+        return out
 
     # -------------------------------------------------------------- checkpoint
     def _snapshot(self) -> dict:
@@ -134,6 +143,7 @@ class CurvatureProbes(pl.Callback):
             "theta0": self.state.theta0,
             "warm_vector": self.state.warm_vector,
             "arp": None if self.arp is None else self.arp.state_dict(),
+            "eos": None if self.eos is None else self.eos.state_dict(),
         }
 
     @staticmethod
@@ -145,6 +155,7 @@ class CurvatureProbes(pl.Callback):
             "theta0": None if theta0 is None else [t.detach().cpu() for t in theta0],
             "warm_vector": None if warm is None else warm.detach().cpu(),
             "arp": snap["arp"],
+            "eos": snap.get("eos"),
         }
 
     def _restore(self, snap: dict, device: torch.device) -> None:
@@ -158,6 +169,12 @@ class CurvatureProbes(pl.Callback):
                     "the checkpoint's probe state has no ARP state; it was written with probes.arp.enabled=false"
                 )
             self.arp.load_state_dict(snap["arp"])
+        if self.eos is not None:
+            if snap.get("eos") is None:
+                raise ValueError(
+                    "the checkpoint's probe state has no EOS-phase state; it was written with probes.eos.enabled=false"
+                )
+            self.eos.load_state_dict(snap["eos"])
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -316,6 +333,8 @@ class CurvatureProbes(pl.Callback):
                     jacobian_norm_sq=metrics.get("probe/jacobian_norm_sq"),
                 )
             )
+        if self.eos is not None:
+            self._track_eos(step, metrics)
         log_metrics(trainer, metrics, step)
         if self.examples_csv is not None and result.examples is not None and trainer.is_global_zero:
             self.examples_csv.append(step, *result.examples)
@@ -335,6 +354,24 @@ class CurvatureProbes(pl.Callback):
             self.margins_files.save(step, result.margins)
         self._before_last = before
         self.last_step = step
+
+    def _track_eos(self, step: int, metrics: dict) -> None:
+        """``eos/phase`` (1-4) and ``eos/anomaly`` (paper 004, Figures 1-2) into ``metrics``."""
+        assert self.eos is not None
+        key = "probe/gram_max" if self.config.eos.sharpness == "gram" else "probe/sharpness"
+        phase, anomaly = self.eos.update(
+            step,
+            sharpness=metrics.get(key),
+            threshold=metrics.get("probe/stability_threshold"),
+            loss=metrics.get("probe/gram_loss"),
+            output_norm=metrics.get("probe/output_layer_norm"),
+            d_v1=metrics.get("probe/gram_d_v1"),
+            rest_loss=metrics.get("probe/gram_rest_loss"),
+        )
+        if key in metrics and phase is not None:
+            metrics["eos/phase"] = float(phase)
+            if anomaly == anomaly:  # not NaN: this probe closes a pair
+                metrics["eos/anomaly"] = anomaly
 
 
 __all__ = ["CurvatureProbes", "current_lr", "resolve_probe_size"]

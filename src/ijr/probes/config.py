@@ -24,6 +24,7 @@ EXPENSIVE_GROUPS = (
     "gen_gap",
     "subspace",
     "margins",
+    "gram",
 )
 BN_MODES = ("train", "eval")
 DTYPES = ("float32", "float64")
@@ -60,6 +61,27 @@ class ARPConfig:
 
 
 @dataclass
+class GramConfig:
+    """Gram-matrix (NTK) probe settings (paper 004; ``ijr.curvature.gram``)."""
+
+    method: str = "lanczos"
+    tol: float = 1e-4
+    max_iter: int = 200
+    second: bool = True
+    output_layer: bool = True
+    linear_theory: bool = False
+
+
+@dataclass
+class EOSConfig:
+    """Four-phase EOS tracker settings (paper 004, Section 3.1; ``ijr.probes.eos_phase``)."""
+
+    enabled: bool = False
+    sharpness: str = "gram"
+    loss_tolerance: float = 0.0
+
+
+@dataclass
 class ProbeConfig:
     name: str = "none"
     size: int | float | None = 0.1
@@ -82,6 +104,8 @@ class ProbeConfig:
     track_examples: int = 0
     trajectory_dim: int = 1024
     arp: ARPConfig = field(default_factory=ARPConfig)
+    gram: GramConfig = field(default_factory=GramConfig)
+    eos: EOSConfig = field(default_factory=EOSConfig)
 
     @property
     def enabled(self) -> bool:
@@ -237,7 +261,9 @@ def parse_probe_config(node: Any) -> ProbeConfig:
         ),
     )
 
+    pc.gram, pc.eos = _parse_gram(raw), _parse_eos(raw)
     if pc.enabled:
+        _check_eos_groups(pc)
         if "rho_b" in pc.expensive and pc.rho_b_batches < 2:
             raise ValueError(
                 f"probes.expensive lists rho_b but probes.rho_b_batches={pc.rho_b_batches}; it needs >= 2 mini-batches"
@@ -261,8 +287,51 @@ def parse_probe_config(node: Any) -> ProbeConfig:
     return pc
 
 
+def _parse_gram(raw: dict) -> GramConfig:
+    gram = _plain(raw.get("gram") or {}, "probes.gram")
+    _check_keys(gram, GramConfig, "probes.gram.")
+    return GramConfig(
+        method=_choice("gram.method", gram.get("method", "lanczos"), ("lanczos", "dense")),
+        tol=_positive_float("gram.tol", gram.get("tol", 1e-4), upper=1.0),
+        max_iter=_int("gram.max_iter", gram.get("max_iter", 200), 1),  # type: ignore[arg-type]
+        second=_bool("gram.second", gram.get("second", True)),
+        output_layer=_bool("gram.output_layer", gram.get("output_layer", True)),
+        linear_theory=_bool("gram.linear_theory", gram.get("linear_theory", False)),
+    )
+
+
+def _parse_eos(raw: dict) -> EOSConfig:
+    eos = _plain(raw.get("eos") or {}, "probes.eos")
+    _check_keys(eos, EOSConfig, "probes.eos.")
+    tolerance = eos.get("loss_tolerance", 0.0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
+        raise ValueError(f"probes.eos.loss_tolerance must be a number >= 0, got {tolerance!r}")
+    return EOSConfig(
+        enabled=_bool("eos.enabled", eos.get("enabled", False)),
+        sharpness=_choice("eos.sharpness", eos.get("sharpness", "gram"), ("gram", "hessian")),
+        loss_tolerance=float(tolerance),
+    )
+
+
+def _check_eos_groups(pc: ProbeConfig) -> None:
+    """The EOS phases need the Gram group (loss, |D^T v_1|, Lambda = lambda_max(M)), the
+    weights group (||A||) and, with eos.sharpness=hessian, the sharpness group."""
+    if not pc.eos.enabled:
+        return
+    needed = [("gram", pc.expensive), ("weights", pc.cheap)]
+    if pc.eos.sharpness == "hessian":
+        needed.append(("sharpness", pc.expensive))
+    missing = [g for g, lst in needed if g not in lst]
+    if missing:
+        raise ValueError(
+            f"probes.eos.enabled=true needs the probe group(s) {', '.join(missing)} (probes.cheap / probes.expensive)"
+        )
+
+
 __all__ = [
     "ARPConfig",
+    "EOSConfig",
+    "GramConfig",
     "CHEAP_GROUPS",
     "EXPENSIVE_GROUPS",
     "EigenConfig",

@@ -47,6 +47,14 @@ Metric groups and what they log (``probe/`` prefix omitted):
   ``track_examples`` tracked examples (per-example quantities: BatchNorm in eval mode); the
   rank-ordered <Q Lambda^{1/2}> of the probe set (Figure 8) goes to ``logit_eigvecs.csv``.
 
+* ``gram`` (paper 004, Sections 2-4, Figure 3; one-output models): with M = (2/n) dF/dtheta
+  dF/dtheta^T over the probe set, ``gram_max`` lambda_max(M) (paper 004's sharpness),
+  ``gram_second`` lambda_2(M), ``gram_output_max`` lambda_max(M_A) (output layer only),
+  ``gram_loss`` ||D||^2/n, ``gram_rest_loss`` ||R||^2/n, ``gram_d_v1`` |D^T v_1|,
+  ``gram_d_dot_f`` D^T F, ``gram_products``; with ``gram.linear_theory`` (fc2, linear) also
+  ``gram_theory_ratio``, ``gram_v1_input_alignment`` and ``input_gram_gap`` (Theorem 1,
+  Assumption 4.1; see :func:`ijr.curvature.gram.two_layer_linear_theory`).
+
 ``stability_threshold`` = 2 / eta is logged at every probe.
 
 For a one-output model (the two-class MSE task of paper 004) the softmax impurity, the Gini
@@ -66,6 +74,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ijr import curvature
+from ijr.curvature import gram
 from ijr.probes.config import ProbeConfig
 from ijr.probes.trajectory import ParameterSketch
 
@@ -173,8 +182,15 @@ class ProbeMeasurer:
     def __init__(self, config: ProbeConfig, *, num_outputs: int) -> None:
         self.config = config
         self.num_outputs = int(num_outputs)
+        if config.enabled and "gram" in config.expensive and self.num_outputs != 1:
+            raise ValueError(
+                f"probes.expensive lists gram (paper 004's Gram matrix of a scalar model) but the model has {self.num_outputs} outputs; use data.task=two_class_mse"
+            )
         self.dtype = DTYPES[config.dtype]
         self._sketch: ParameterSketch | None = None
+        self._input_gram: tuple | None = (
+            None  # (lambda_1, lambda_2, u_1) of X X^T (gram.linear_theory)
+        )
 
     # -------------------------------------------------------------- model
     def model_for_measurement(self, model: nn.Module) -> nn.Module:
@@ -305,6 +321,8 @@ class ProbeMeasurer:
                     rho = float(curvature.rho_b(measured, loss_fn, reference, minibatches))
                 m["probe/rho_b"] = rho
                 m["probe/sgd_threshold"] = float(curvature.sgd_threshold(rho, lr))
+            if expensive and "gram" in cfg.expensive:
+                self._gram(measured, batches, m, generator)
             if expensive and "subspace" in cfg.expensive and not one_output:
                 out.eigvec_heatmap = self._subspace(measured, loss_fn, batches, m, out.warm_vector)
         if expensive and "subspace" in cfg.expensive and not one_output and cfg.track_examples:
@@ -331,6 +349,40 @@ class ProbeMeasurer:
             m["probe/gen_gap"] = float(train_acc - test_acc)
             m["probe/gen_gap_loss"] = float(test_loss - train_loss)
         return out
+
+    def _gram(
+        self, model: nn.Module, batches: Sequence[Batch], m: dict[str, float], generator
+    ) -> None:
+        """The ``gram`` group (paper 004, Sections 2-4, Figure 3) into ``m``."""
+        cfg = self.config.gram
+        spec = gram.gram_spectrum(
+            model,
+            batches,
+            method=cfg.method,
+            tol=cfg.tol,
+            max_iter=cfg.max_iter,
+            second=cfg.second,
+            output_layer=cfg.output_layer,
+            generator=generator,
+        )
+        m["probe/gram_max"] = spec.top
+        if spec.second is not None:
+            m["probe/gram_second"] = spec.second
+        if spec.output_top is not None:
+            m["probe/gram_output_max"] = spec.output_top
+        m["probe/gram_loss"] = spec.loss
+        m["probe/gram_rest_loss"] = spec.rest_loss
+        m["probe/gram_d_v1"] = spec.d_v1
+        m["probe/gram_d_dot_f"] = spec.d_dot_f
+        m["probe/gram_products"] = float(spec.n_products)
+        if cfg.linear_theory:
+            inputs = torch.cat([x for x, _ in batches])
+            if self._input_gram is None:  # the probe set is fixed: X X^T's eigenpair once
+                self._input_gram = gram.input_gram_top(inputs)
+            theory = gram.two_layer_linear_theory(model, inputs, spec, self._input_gram)
+            m["probe/gram_theory_ratio"] = theory["theory_ratio"]
+            m["probe/gram_v1_input_alignment"] = theory["v1_alignment"]
+            m["probe/input_gram_gap"] = theory["input_gap"]
 
     @staticmethod
     def _subspace(
