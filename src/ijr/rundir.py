@@ -35,6 +35,8 @@ RUN_KEY_IGNORE = (
     "lookup",
     "method_params",
     "quick_scale",
+    "cpu_scale",  # its effect is in the resolved keys (profile.*, the overridden keys)
+    "claims",  # checks over finished runs (ijr-report claims), never an input of training
     "hydra",
     "experiment_name",
     "data.root",
