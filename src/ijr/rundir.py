@@ -65,11 +65,18 @@ def resolved_container(cfg: DictConfig | dict) -> dict:
     return json.loads(json.dumps(cfg))
 
 
-def compute_run_key(cfg: DictConfig | dict, length: int = 12) -> str:
-    """Short hash of the resolved config (seed included) without :data:`RUN_KEY_IGNORE`."""
+def compute_run_key(
+    cfg: DictConfig | dict, data_identity: str | None = None, length: int = 12
+) -> str:
+    """Short hash of the resolved config (seed included) without :data:`RUN_KEY_IGNORE`, and of
+    ``data_identity``: the fingerprint of the dataset's files (:func:`ijr.data.data_identity`;
+    ``data.root`` is ignored so that moving the data keeps the key, the files are not). ``None``
+    (digits, synthetic: datasets the config determines) leaves the key the config hash alone."""
     container = resolved_container(cfg)
     for key in RUN_KEY_IGNORE:
         _drop(container, key)
+    if data_identity is not None:
+        container.setdefault("data", {})["content"] = str(data_identity)
     if isinstance(container.get("probes"), dict) and container["probes"].get("name") == "none":
         container["probes"] = {"name": "none"}  # settings of probes that do not run change nothing
     if (
@@ -94,8 +101,10 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def for_config(cls, cfg: DictConfig) -> RunDir:
-        key = cfg.get("run_key") or compute_run_key(cfg)
+    def for_config(cls, cfg: DictConfig, data_identity: str | None = None) -> RunDir:
+        """The directory of ``cfg`` (``run_key`` if set, else :func:`compute_run_key` with the
+        dataset's ``data_identity``)."""
+        key = cfg.get("run_key") or compute_run_key(cfg, data_identity)
         return cls(Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / key)
 
     @property

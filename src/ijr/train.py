@@ -221,10 +221,22 @@ def _extra_callbacks(cfg: DictConfig) -> list:
     return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
 
 
+def _identity_or_location(cfg: DictConfig) -> str | None:
+    """The dataset's identity for the key of a run that failed while being set up; where the
+    files cannot be read, their location instead (two missing roots stay two failed runs)."""
+    from ijr.data import data_identity, parse_data_config
+
+    try:
+        return data_identity(parse_data_config(cfg.data))
+    except Exception:  # noqa: BLE001 - the data is what failed; key the failure by its location
+        root = (cfg.get("data") or {}).get("root")
+        return f"unreadable:{Path(str(root)).expanduser().absolute()}" if root else None
+
+
 def _record_setup_failure(cfg: DictConfig, exc: Exception) -> dict:
     """In a multirun, a run that cannot even start (bad setting, missing data) still gets a run
     directory with status ``failed``, so the sweep goes on and reports show it."""
-    run = RunDir.for_config(cfg)
+    run = RunDir.for_config(cfg, _identity_or_location(cfg))
     run.write_config(cfg, _task_overrides())
     error = f"{type(exc).__name__}: {exc}"
     print(f"ijr-train: run failed before starting: {error} ({run.path})", flush=True)
@@ -262,7 +274,7 @@ def train(cfg: DictConfig) -> dict:
         if not multirun:
             raise
         return _record_setup_failure(cfg, exc)
-    run = RunDir.for_config(cfg)
+    run = RunDir.for_config(cfg, dm.identity)
     lock = run.try_lock()
     if lock is None:
         print(f"ijr-train: another process is running {run.path}; skipping", flush=True)

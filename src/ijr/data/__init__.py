@@ -14,6 +14,7 @@ from ijr.data.augment import crop_flip, random_crop_flip
 from ijr.data.config import DATASETS, DataConfig, parse_data_config
 from ijr.data.datamodule import TensorDataModule, build_datamodule
 from ijr.data.fake import make_fake_cifar
+from ijr.data.identity import data_identity
 from ijr.data.sources import CIFAR10_CLASSES, DatasetNotFound
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "DatasetNotFound",
     "TensorDataModule",
     "build_datamodule",
+    "data_identity",
     "crop_flip",
     "make_fake_cifar",
     "parse_data_config",

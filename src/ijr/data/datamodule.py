@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ijr.data.augment import random_crop_flip
 from ijr.data.config import DataConfig, parse_data_config
+from ijr.data.identity import data_identity
 from ijr.data.rng import generator
 from ijr.data.sources import Source, load_source, prepare_source
 
@@ -149,6 +150,7 @@ class TensorDataModule(pl.LightningDataModule):
         self.name = config.name
         self.device = torch.device(device)
         self._ready = False
+        self.identity: str | None = None  # the files' fingerprint (ijr.data.identity), after setup
         self._epoch_cache: tuple[int, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ loading
@@ -161,6 +163,7 @@ class TensorDataModule(pl.LightningDataModule):
         (when attached to a Trainer) or on ``self.device``. Safe to call repeatedly."""
         if not self._ready:
             self._load(load_source(self.config))
+            self.identity = data_identity(self.config)
             self._ready = True
         target = self.trainer.strategy.root_device if self.trainer is not None else self.device
         self.to(target)

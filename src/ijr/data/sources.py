@@ -534,13 +534,17 @@ def image_tree_source(
     )
 
 
-def _load_imagefolder(cfg: DataConfig) -> Source:
-    root = _root(cfg)
+def _require_imagefolder(root: Path) -> None:
     if not (root / "train").is_dir() or not (root / "test").is_dir():
         raise DatasetNotFound(
             f"ImageFolder dataset not found under {root} (looked for train/<class>/ and test/<class>/); "
             "set data.root to a folder with train/ and test/ sub-folders"
         )
+
+
+def _load_imagefolder(cfg: DataConfig) -> Source:
+    root = _root(cfg)
+    _require_imagefolder(root)
     return image_tree_source(
         "imagefolder",
         root,

@@ -1,0 +1,113 @@
+"""The run key changes with the data (issue 15 case 4): a fingerprint of the dataset's files, not
+its path, is part of the key; configs the data does not enter keep their keys."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_CIFAR, compose_cfg, tiny_overrides
+from ijr.data import data_identity, make_fake_cifar, parse_data_config
+from ijr.rundir import compute_run_key
+from ijr.train import _identity_or_location, apply_profile, train
+
+# The key of tiny_overrides() (digits, 3FCN, 30 steps) before and after the data fingerprint:
+# digits is fully determined by its config, so its key must never move.
+TINY_DIGITS_KEY = "4a9310bc914f"
+
+
+def _png_tree(root, seed):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", 8), ("test", 4)):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                arr = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+                Image.fromarray(arr, mode="RGB").save(root / split / cls / f"{i}.png")
+    return root
+
+
+def _folder_overrides(runs, root, *extra):
+    return tiny_overrides(
+        runs,
+        "data=imagefolder",
+        f"data.root={root}",
+        "data.batch_size=4",
+        "trainer.max_steps=4",
+        "trainer.eval_every_n_steps=2",
+        "trainer.checkpoint_every_n_steps=2",
+        *extra,
+    )
+
+
+def test_two_imagefolder_roots_are_two_runs(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    first = train(compose_cfg(*_folder_overrides(runs, _png_tree(tmp_path / "a", 0))))
+    second = train(compose_cfg(*_folder_overrides(runs, _png_tree(tmp_path / "b", 1))))
+    assert first["status"] == second["status"] == "completed"
+    assert first["run_key"] != second["run_key"]
+    assert "already completed" not in capsys.readouterr().out
+
+
+def test_moving_the_data_keeps_the_key(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    first = train(compose_cfg(*_folder_overrides(runs, _png_tree(tmp_path / "a", 0))))
+    shutil.move(tmp_path / "a", tmp_path / "moved")
+    again = train(compose_cfg(*_folder_overrides(runs, tmp_path / "moved")))
+    assert again["run_key"] == first["run_key"]
+    assert "already completed" in capsys.readouterr().out
+
+
+def test_changed_image_content_changes_the_identity(tmp_path):
+    root = _png_tree(tmp_path / "a", 0)
+    cfg = parse_data_config({"name": "imagefolder", "root": str(root)})
+    before = data_identity(cfg)
+    image = root / "train" / "b" / "3.png"
+    data = bytearray(image.read_bytes())
+    data[-20] ^= 0xFF  # same name, same size, other bytes
+    image.write_bytes(bytes(data))
+    assert data_identity(cfg) != before
+
+
+def test_fake_cifars_differ_and_a_copy_does_not(tmp_path):
+    def identity(root):
+        return data_identity(parse_data_config({"name": "cifar10", "root": str(root)}))
+
+    make_fake_cifar(tmp_path / "one", 20, 10, seed=0)
+    make_fake_cifar(tmp_path / "two", 20, 10, seed=1)
+    shutil.copytree(tmp_path / "one", tmp_path / "copy")
+    assert identity(tmp_path / "one") != identity(tmp_path / "two")
+    assert identity(tmp_path / "one") == identity(tmp_path / "copy")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_CIFAR.exists(), reason="real CIFAR-10 archive not present")
+def test_real_and_fake_cifar10_differ(tmp_path):
+    real = parse_data_config(
+        {"name": "cifar10", "root": str(tmp_path / "real"), "archive": str(SHARED_CIFAR)}
+    )
+    make_fake_cifar(tmp_path / "fake", 50, 10)
+    fake = parse_data_config({"name": "cifar10", "root": str(tmp_path / "fake")})
+    assert data_identity(real) != data_identity(fake)
+
+
+def test_config_determined_datasets_keep_their_keys(runs_dir):
+    cfg = apply_profile(compose_cfg(*tiny_overrides(runs_dir)))
+    assert data_identity(parse_data_config(cfg.data)) is None
+    assert compute_run_key(cfg) == TINY_DIGITS_KEY
+    summary = train(compose_cfg(*tiny_overrides(runs_dir, "trainer.max_steps=2")))
+    assert summary["run_key"] == compute_run_key(
+        apply_profile(compose_cfg(*tiny_overrides(runs_dir, "trainer.max_steps=2")))
+    )
+
+
+def test_a_run_that_cannot_read_its_data_is_keyed_by_the_location(tmp_path):
+    one = compose_cfg(*_folder_overrides(tmp_path, tmp_path / "missing-1"))
+    two = compose_cfg(*_folder_overrides(tmp_path, tmp_path / "missing-2"))
+    assert compute_run_key(one, _identity_or_location(one)) != compute_run_key(
+        two, _identity_or_location(two)
+    )
