@@ -19,7 +19,7 @@ export HYDRA_FULL_ERROR ?= 0
 COMMON := profile=$(PROFILE) hydra/launcher=$(LAUNCHER) paths.runs=$(RUNS) data.root=$(DATA_ROOT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all demo lint format clean bench table1 table2 table5 table6 figures wandb-sync
+.PHONY: help install test test-slow test-all demo lint format clean bench table1 table2 table5 table6 figures wandb-sync claims
 REPRODUCE = $(PY) scripts/reproduce.py --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE))
 
 help: ## list the targets
@@ -74,6 +74,9 @@ figures: install ## every figure that fits the profile: results/$(PROFILE)/fig*.
 
 fig%: install ## one figure, e.g. `make fig4` (fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig12 fig15 fig35 fig36)
 	$(REPRODUCE) fig$*
+
+claims: install ## the papers' claims checked: train what fits PROFILE (e.g. PROFILE=cpu), draw its figures, write results/$(PROFILE)/claims/claims.{md,csv}
+	$(PY) -m ijr.claims.runner --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE))
 
 wandb-sync: install ## upload offline W&B runs found under RUNS
 	@found=$$(find $(RUNS) -type d -name 'offline-run-*' 2>/dev/null); \

@@ -6,9 +6,11 @@
         --metrics probe/sharpness,probe/jacobian_ones_sq,probe/impurity_mean --style-by optim.lr
     ijr-report fig8   --runs runs/fig10_subspace --out results/quick/fig30 --steps 100,200,400
     ijr-report fig7   --out results/quick/fig7 --p 0.45,0.25,0.15,0.1,0.05
+    ijr-report claims --runs runs/ --profile cpu --out results/cpu/claims
 
 Tables write ``OUT.md``, ``OUT.csv`` and ``OUT.tex``; figures ``OUT.png`` and ``OUT.pdf``. Every
-written path is printed. Bad input (no runs, unknown report, a selection that matches nothing)
+written path is printed. ``claims`` checks every experiment's ``claims:`` (conf/experiment/)
+against the runs of one profile and writes ``OUT/claims.md`` and ``OUT/claims.csv``. Bad input (no runs, unknown report, a selection that matches nothing)
 is one line on stderr and exit code 2.
 """
 
@@ -19,6 +21,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from ijr.claims.evaluate import evaluate_all, write_claims
 from ijr.reporting import figures, table2, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
 
@@ -40,7 +43,8 @@ FIGURES = (
     "curves",
 )
 NO_RUNS = ("fig7",)  # drawn from the paper's equations alone
-REPORTS = TABLES + FIGURES
+CLAIMS = ("claims",)  # every experiment's claims: OUT/claims.md, OUT/claims.csv (ijr.claims)
+REPORTS = TABLES + FIGURES + CLAIMS
 
 
 class UsageError(Exception):
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="output path without suffix (suffixes are added)"
     )
     parser.add_argument(
-        "--profile", choices=("quick", "paper"), help="use only runs of this profile"
+        "--profile", choices=("quick", "paper", "cpu"), help="use only runs of this profile"
     )
     parser.add_argument(
         "--allow-mixed-profiles",
@@ -226,6 +230,13 @@ def _figure(args, runs) -> list:
     return figures.save_figure(fig, args.out)
 
 
+def _claims(args) -> list:
+    if not args.profile:
+        raise UsageError("claims needs --profile (quick, paper or cpu)")
+    frame = evaluate_all(args.runs, args.profile)
+    return write_claims(frame, args.out, args.profile)
+
+
 def run(argv: Sequence[str] | None = None) -> list:
     """Parse ``argv``, write the report and return the written paths (raises on bad input)."""
     args = build_parser().parse_args(argv)
@@ -237,6 +248,8 @@ def run(argv: Sequence[str] | None = None) -> list:
         return figures.save_figure(figures.fig7(p), args.out)
     if not args.runs:
         raise UsageError(f"{args.report} needs --runs DIR")
+    if args.report in CLAIMS:
+        return _claims(args)
     if args.expected_seeds is not None and args.expected_seeds < 1:
         raise UsageError(f"--expected-seeds must be >= 1, got {args.expected_seeds}")
     runs = load_runs(args.runs)
