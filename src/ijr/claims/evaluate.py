@@ -38,6 +38,19 @@ from ijr.claims.spec import CONF_DIR, Claim, Experiment, load_experiments
 from ijr.reporting.runs import BASE_COLUMNS, load_runs, select_runs, varying_keys
 
 COLUMNS = ("experiment", "claim", "paper", "statement", "status", "measured", "expected")
+RUN_COLUMNS = (
+    "experiment",
+    "run_key",
+    "status",
+    "steps",
+    "wall_time_s",
+    "model.name",
+    "data.subset",
+    "data.batch_size",
+    "optim.lr",
+    "method.name",
+    "seed",
+)
 JUDGED_RUN_STATUSES = ("completed", "diverged")
 
 
@@ -196,11 +209,21 @@ def to_markdown(frame: pd.DataFrame, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_claims(frame: pd.DataFrame, out: str | Path, profile: str) -> list[Path]:
-    """``OUT/claims.md`` and ``OUT/claims.csv`` (``OUT`` a folder); the written paths."""
+def write_claims(
+    frame: pd.DataFrame, out: str | Path, profile: str, runs: pd.DataFrame | None = None
+) -> list[Path]:
+    """``OUT/claims.md`` and ``OUT/claims.csv`` (``OUT`` a folder), and ``OUT/runs.csv`` (the
+    finished runs judged: experiment, run key, status, steps, wall time, main config keys) when
+    ``runs`` is given; the written paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     md, csv = out / "claims.md", out / "claims.csv"
     md.write_text(to_markdown(frame, profile))
     frame.to_csv(csv, index=False)
-    return [md, csv]
+    written = [md, csv]
+    if runs is not None:
+        columns = [c for c in RUN_COLUMNS if c in runs.columns]
+        table = runs[columns].sort_values(["experiment", "run_key"]) if len(runs) else runs[columns]
+        table.to_csv(out / "runs.csv", index=False)
+        written.append(out / "runs.csv")
+    return written
