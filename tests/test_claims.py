@@ -573,3 +573,22 @@ def test_repository_claims_are_well_formed():
             target = experiments[e.runs_of]
             assert not target.gpu_scale and not target.runs_of
     assert math.isfinite(len(claims)) and len(claims) >= 40
+
+
+def test_table1_paired_differences_per_seed(tmp_path):
+    from ijr.claims import paired
+
+    root = tmp_path / "runs"
+    accs = {"ejr": [0.50, 0.52, 0.51], "sgd": [0.45, 0.50, 0.52], "sam": [0.49, 0.49, 0.49]}
+    for i, spec in enumerate(_method_runs(accs)):
+        final = {"test/acc": spec["metrics"]["test/acc"][-1]}
+        write_run(root, "table1_simplecnn", f"r{i}", final=final, **spec)
+    from ijr.claims.evaluate import finished_runs
+
+    table = paired.paired_table(finished_runs(root, "cpu"))
+    sgd = table[table["competitor"] == "sgd"].iloc[0]
+    assert sgd["seeds"] == 3 and sgd["ejr_ahead"] == 2
+    assert sgd["diff_per_seed"] == "+5.00 +2.00 -1.00"
+    assert sgd["diff_mean"] == pytest.approx(2.0) and sgd["diff_std"] == pytest.approx(3.0)
+    md, csv = paired.write_paired(table, tmp_path)
+    assert "+2.00 ± 3.00" in md.read_text() and set(table["competitor"]) == {"sgd", "sam"}

@@ -21,6 +21,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from ijr.claims import paired
 from ijr.claims.evaluate import evaluate_all, finished_runs, write_claims
 from ijr.reporting import figures, table2, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
@@ -234,7 +235,11 @@ def _claims(args) -> list:
     if not args.profile:
         raise UsageError("claims needs --profile (quick, paper or cpu)")
     frame = evaluate_all(args.runs, args.profile)
-    return write_claims(frame, args.out, args.profile, runs=finished_runs(args.runs, args.profile))
+    runs = finished_runs(args.runs, args.profile)
+    written = write_claims(frame, args.out, args.profile, runs=runs)
+    if (runs["experiment"] == paired.EXPERIMENT).any():  # Table 1 with seeds paired
+        written += paired.write_paired(paired.paired_table(runs), args.out)
+    return written
 
 
 def run(argv: Sequence[str] | None = None) -> list:
