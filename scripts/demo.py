@@ -48,7 +48,6 @@ TOUR: list[tuple[str, str, str, str, list[str]]] = [
             "cpu_scale.max_steps=800",
             "cpu_scale.overrides.trainer.max_steps=800",
             "cpu_scale.overrides.probes.size=500",
-            "cpu_scale.overrides.probes.expensive=[sharpness,rho_b]",
             "cpu_scale.overrides.probes.track_examples=8",
         ],
     ),

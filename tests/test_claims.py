@@ -592,3 +592,12 @@ def test_table1_paired_differences_per_seed(tmp_path):
     assert sgd["diff_mean"] == pytest.approx(2.0) and sgd["diff_std"] == pytest.approx(3.0)
     md, csv = paired.write_paired(table, tmp_path)
     assert "+2.00 ± 3.00" in md.read_text() and set(table["competitor"]) == {"sgd", "sam"}
+
+
+def test_runs_whose_saved_config_carries_the_claims_are_labelled(tmp_path):
+    """ijr-train saves the composed config, claims list included: grouping runs must cope."""
+    runs = _lr_runs({0.05: 30, 0.1: 20, 0.2: 10})
+    for r in runs:
+        r["config"]["claims"] = [{"id": "c", "params": {"lo": 1}}]
+    row = status_of(tmp_path, "monotone", dict(MONO), runs)
+    assert row["status"] == "pass" and "0.05: 30" in row["measured"]

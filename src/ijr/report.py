@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from ijr.claims import paired
 from ijr.claims.evaluate import evaluate_all, finished_runs, write_claims
+from ijr.claims.spec import load_experiments
 from ijr.reporting import figures, table2, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
 
@@ -236,6 +237,8 @@ def _claims(args) -> list:
         raise UsageError("claims needs --profile (quick, paper or cpu)")
     frame = evaluate_all(args.runs, args.profile)
     runs = finished_runs(args.runs, args.profile)
+    sources = {e.runs_of or e.name for e in load_experiments(args.profile)}
+    runs = runs[runs["experiment"].isin(sources)]  # the runs the claims are judged on
     written = write_claims(frame, args.out, args.profile, runs=runs)
     if (runs["experiment"] == paired.EXPERIMENT).any():  # Table 1 with seeds paired
         written += paired.write_paired(paired.paired_table(runs), args.out)

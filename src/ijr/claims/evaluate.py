@@ -224,6 +224,8 @@ def write_claims(
     if runs is not None:
         columns = [c for c in RUN_COLUMNS if c in runs.columns]
         table = runs[columns].sort_values(["experiment", "run_key"]) if len(runs) else runs[columns]
+        if "steps" in table:
+            table = table.assign(steps=table["steps"].astype("Int64"))
         table.to_csv(out / "runs.csv", index=False)
         written.append(out / "runs.csv")
     return written
