@@ -103,12 +103,15 @@ def test_queue_order_and_what_is_not_trained():
 
 
 def test_figures_of_runs_of_experiments_are_drawn_from_the_runs_they_name(tmp_path):
-    (tmp_path / "fig4_arp").mkdir()
+    from test_claims import write_run
+
+    write_run(tmp_path, "fig4_arp", "k", {"x": [0] * 11})
+    write_run(tmp_path, "fig5_lr", "k", {"x": [0] * 11}, status="running")  # not drawn yet
     args = argparse.Namespace(profile="cpu", runs=str(tmp_path), results=str(tmp_path / "results"))
     commands = {cmd[1]: cmd for cmd in figure_commands(args)}
     assert {"fig1", "fig2", "fig4", "curves"} <= set(commands)
     assert commands["fig1"][3] == str(tmp_path / "fig4_arp")  # fig1_impurity -> fig4_arp's runs
-    assert all("fig5" not in c[3] for c in commands.values())  # no runs there: skipped
+    assert all("fig5" not in c[3] for c in commands.values())  # a run in progress: skipped
 
 
 # --------------------------------------------------------------------------- README blocks
@@ -119,6 +122,8 @@ def test_render_rewrites_only_the_generated_blocks(tmp_path):
         "experiment,claim,paper,statement,status,measured,expected\nfig4_arp,c,000,s,pass,max ratio 1.1,e\n"
     )
     text = "intro 42\n<!-- generated:claims -->\nold\n<!-- /generated:claims -->\nend\n"
+    empty = "<!-- generated:claims -->\n<!-- /generated:claims -->\n"
+    assert "1 claims" in readme.render(empty, results)  # an empty block is filled too
     new = readme.render(text, results)
     assert new.startswith("intro 42\n") and new.endswith("end\n")
     assert "1 claims: 1 pass, 0 fail" in new and "max ratio 1.1" in new and "old" not in new

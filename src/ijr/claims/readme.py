@@ -66,7 +66,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {"claims": claims_block, "claims-runs
 
 def _pattern(name: str) -> re.Pattern:
     return re.compile(
-        rf"(<!-- generated:{re.escape(name)} -->\n)(.*?)(\n<!-- /generated:{re.escape(name)} -->)",
+        rf"(<!-- generated:{re.escape(name)} -->\n)(.*?)(<!-- /generated:{re.escape(name)} -->)",
         re.DOTALL,
     )
 
@@ -76,7 +76,7 @@ def render(text: str, results: Path) -> str:
     for name, build in BLOCKS.items():
         pattern = _pattern(name)
         if pattern.search(text):
-            body = build(results)
+            body = build(results) + "\n"
             text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(3), text)
     return text
 

@@ -18,7 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ijr.claims.evaluate import JUDGED_RUN_STATUSES
 from ijr.claims.spec import CONF_DIR, load_experiments
+from ijr.reporting.runs import load_runs
 
 BIN = Path(sys.executable).parent
 REPO = CONF_DIR.parent
@@ -79,9 +81,20 @@ def _reproduce_targets() -> dict:
     return module.TARGETS
 
 
+def _all_finished(folder: Path, profile: str) -> bool:
+    """Whether ``folder`` holds runs of ``profile`` and all of them have finished (a figure is
+    never drawn from a run still in progress)."""
+    if not folder.is_dir():
+        return False
+    runs = load_runs(folder)
+    runs = runs[runs["profile"].astype(str) == profile]
+    return not runs.empty and bool(runs["status"].isin(JUDGED_RUN_STATUSES).all())
+
+
 def figure_commands(args: argparse.Namespace) -> list[list[str]]:
     """``ijr-report`` for every figure of scripts/reproduce.py whose experiment is trained (or
-    has ``runs_of``) in the profile, into RESULTS/PROFILE/; those with no runs are skipped."""
+    has ``runs_of``) in the profile, into RESULTS/PROFILE/; those without runs, or with a run
+    still in progress, are skipped."""
     experiments = {e.name: e for e in load_experiments(args.profile)}
     out_dir = Path(args.results) / args.profile
     commands = []
@@ -93,7 +106,7 @@ def figure_commands(args: argparse.Namespace) -> list[list[str]]:
             if exp is None or exp.gpu_scale:
                 continue
             runs = Path(args.runs) / (exp.runs_of or folder)
-            if not runs.is_dir():
+            if not _all_finished(runs, args.profile):
                 continue
             cmd = [str(BIN / "ijr-report"), name, "--runs", str(runs), "--out", str(out_dir / stem)]
             commands.append(cmd + ["--profile", args.profile, *extra])
