@@ -11,6 +11,8 @@ RESULTS ?= $(CURDIR)/results
 # Developers' machines carry real CIFAR-10 (ImageFolder JPEGs) beside the repo; users' clones do not.
 CIFAR_ARCHIVE ?= $(wildcard $(CURDIR)/../shared/data/cifar10-jpeg.tar.gz)
 PYTEST_ARGS ?=
+# Extra Hydra overrides for every run of a target, e.g. OVERRIDES="hydra.launcher.partition=gpu seed=1"
+OVERRIDES ?=
 # glibc's allocator returns memory to the OS on every large free; transparent huge pages make
 # the HVP loops about 2x faster on CPU (measured, see README "Performance").
 export THP_MEM_ALLOC_ENABLE ?= 1
@@ -19,12 +21,12 @@ export HYDRA_FULL_ERROR ?= 0
 COMMON := profile=$(PROFILE) hydra/launcher=$(LAUNCHER) paths.runs=$(RUNS) data.root=$(DATA_ROOT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all demo lint format clean bench table1 table2 table5 table6 figures wandb-sync claims
-REPRODUCE = $(PY) scripts/reproduce.py --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE))
+.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync claims
+REPRODUCE = $(PY) scripts/reproduce.py --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) --overrides '$(OVERRIDES)'
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=quick|paper (now $(PROFILE)) LAUNCHER=local|slurm|submitit_local (now $(LAUNCHER)) DATA_ROOT=$(DATA_ROOT)"
+	@echo "  variables: PROFILE=quick|paper (now $(PROFILE)) LAUNCHER=local|submitit_local|slurm|slurm_cpu (now $(LAUNCHER)) OVERRIDES='key=value ...' DATA_ROOT=$(DATA_ROOT)"
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +44,11 @@ test-slow: install ## slow tests too (real CIFAR-10 where ../shared/data is pres
 
 test-all: install ## everything, GPU tests included (they skip without CUDA)
 	$(PY) -m pytest -q -m '' $(PYTEST_ARGS)
+
+test-slurm: install ## SLURM tests on a single-node SLURM this target installs and starts (root, Debian; scripts/ci/slurm_cluster.sh)
+	@scripts/ci/slurm_cluster.sh up || { scripts/ci/slurm_cluster.sh down; exit 1; }
+	IJR_REQUIRE_SLURM=1 $(PY) -m pytest -q -m slurm tests/test_slurm.py --durations=0 $(PYTEST_ARGS); status=$$?; \
+	$(if $(SLURM_KEEP),,scripts/ci/slurm_cluster.sh down;) exit $$status
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check src tests scripts

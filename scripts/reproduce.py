@@ -2,15 +2,19 @@
 `ijr-report` on its run directories.
 
     python scripts/reproduce.py table1 --profile quick --launcher local
-    python scripts/reproduce.py fig4 --profile paper --launcher slurm -- hydra.launcher.partition=gpu
+    python scripts/reproduce.py fig4 --profile paper --launcher slurm --overrides "hydra.launcher.partition=gpu"
+    python scripts/reproduce.py fig4 --launcher slurm_cpu -- hydra.launcher.partition=cpu seed=1
 
 Each target lists the experiments (conf/experiment/) whose multirun it launches and the reports it
-writes under ``<results>/<profile>/``. Re-running skips finished runs and resumes killed ones.
+writes under ``<results>/<profile>/``. Re-running skips finished runs and resumes killed ones. The
+reports are written only when every launch of the target exited 0 (diverged runs are results; a
+failed run makes its launcher exit 1, and the target then stops with status 1 before reporting).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -184,8 +188,14 @@ def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
         )
         return 2
     failed = launch(experiments, args, extra)
-    failed += report(target, args)
-    return 1 if failed else 0
+    if failed:
+        print(
+            f"reproduce: {target}: {failed} of {len(experiments)} launch(es) exited non-zero"
+            " (see the table above); its reports are not written",
+            file=sys.stderr,
+        )
+        return 1
+    return 1 if report(target, args) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", choices=[*TARGETS, "figures"], help="what to regenerate")
     parser.add_argument("--profile", default="quick", choices=["quick", "paper"])
     parser.add_argument(
-        "--launcher", default="local", help="hydra/launcher: local, submitit_local, slurm"
+        "--launcher",
+        default="local",
+        help="hydra/launcher: local, submitit_local, slurm, slurm_cpu",
     )
     parser.add_argument("--runs", default=str(REPO / "runs"), help="paths.runs")
     parser.add_argument(
@@ -203,8 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--archive", default="", help="data.archive (a CIFAR-10 ImageFolder .tar.gz)"
     )
+    parser.add_argument(
+        "--overrides",
+        default="",
+        help="Hydra overrides for every run, one string (make's OVERRIDES), e.g. 'seed=1 trainer.max_steps=50'",
+    )
     args, extra = parser.parse_known_args(argv)
-    extra = [e for e in extra if e != "--"]
+    extra = shlex.split(args.overrides) + [e for e in extra if e != "--"]
     targets = (
         args.target == "figures"
         and FIGURES + (FIGURES_PAPER_ONLY if args.profile == "paper" else [])

@@ -62,6 +62,16 @@ def test_moving_the_data_keeps_the_key(tmp_path, capsys):
     assert "already completed" in capsys.readouterr().out
 
 
+def test_the_datamodule_reuses_its_listing_for_the_same_identity(tmp_path):
+    from ijr.data import build_datamodule
+
+    root = _png_tree(tmp_path / "a", 0)
+    cfg = {"name": "imagefolder", "root": str(root), "batch_size": 4}
+    dm = build_datamodule(cfg, 0)
+    dm.setup()
+    assert dm.identity == data_identity(parse_data_config(cfg)) is not None
+
+
 def test_changed_image_content_changes_the_identity(tmp_path):
     root = _png_tree(tmp_path / "a", 0)
     cfg = parse_data_config({"name": "imagefolder", "root": str(root)})

@@ -2,6 +2,7 @@
 
     python scripts/bench/bench_curvature.py [--only impurity,jacobian,sharpness,sharpness_cnn6,memory]
                                             [--steps 50] [--json out.json]
+    python scripts/bench/bench_curvature.py --only hvp_batched,sharpness_wrn --device cuda
 
 Prints one table of ratios (reference time / ijr time, or memory ratios) with the target of each
 line and PASS/FAIL. Everything runs on the CPU in one process (memory in child processes).
@@ -32,6 +33,10 @@ line and PASS/FAIL. Everything runs on the CPU in one process (memory in child p
   or split over processes: ``--cnn6-shard M:r1,r2[:noijr] --cnn6-records FILE`` in
   each, then ``--merge-cnn6 FILE ...`` prints the report a single process would; run just this
   part with ``--only sharpness_cnn6``).
+* hvp_batched, sharpness_wrn (GPU; scripts/gpu_check.sh): the time per Hessian-vector product of
+  WRN-28-10 with k = 1, 2, 4, 8 products batched (``is_grads_batched=True``) against k single ones,
+  and one cold sharpness estimate of WRN-28-10 over ``--wrn-probe`` images against PyHessian at
+  equal accuracy (random CIFAR-shaped images when the archive is absent).
 * memory: peak RSS growth of an HVP over 5,000 examples in 1,000-example chunks vs one SGD
   training step on 1,000 examples (cnn6), each in a fresh child process (``ru_maxrss``).
 
@@ -69,6 +74,9 @@ from torch import nn  # noqa: E402
 
 import ijr.curvature as cv  # noqa: E402
 from ijr.models import build  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pyhessian_reference import pyhessian_top_eigenvalue  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -241,8 +249,8 @@ def _pyhessian_to_accuracy(model, loss_fn, batches, reference, max_iter):
     last = None
     for tol in PYHESSIAN_TOLS:
         t, res = timed(
-            lambda tol=tol: cv.hessian_top_eigenvalue(
-                model, loss_fn, batches, method="pyhessian", tol=tol, max_iter=max_iter
+            lambda tol=tol: pyhessian_top_eigenvalue(
+                model, loss_fn, batches, tol=tol, max_iter=max_iter
             )
         )
         last = (t, res, tol, abs(res.value - reference) <= 1e-3 * abs(reference))
@@ -368,8 +376,8 @@ def bench_sharpness(
             if mine:
                 for tol in tols:
                     tp, pres = timed(
-                        lambda tol=tol: cv.hessian_top_eigenvalue(
-                            model, loss_fn, probe, method="pyhessian", tol=tol, max_iter=py_max_iter
+                        lambda tol=tol: pyhessian_top_eigenvalue(
+                            model, loss_fn, probe, tol=tol, max_iter=py_max_iter
                         )
                     )
                     record(
@@ -569,6 +577,120 @@ def bench_sharpness_sign(x: torch.Tensor, y: torch.Tensor) -> None:
     )
 
 
+# ---------------------------------------------------------------------------------- GPU --------
+def gpu_images(archive: Path, n: int, device: torch.device):
+    """``n`` CIFAR-10 training images on ``device`` (real ones if the archive is there, else
+    seeded random CIFAR-shaped tensors: HVP timings do not depend on pixel values) and a label."""
+    data = cifar_1000(archive) if n <= 1000 else None
+    if data is not None:
+        return standardise(data[0])[:n].to(device), data[1][:n].to(device), "real CIFAR-10"
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return x.to(device), y.to(device), "random CIFAR-shaped (archive absent)"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_hvp_batched(x, y, device, model_name: str = "wrn28_10", n: int = 128) -> None:
+    """Time per Hessian-vector product: k products in one batched call
+    (``torch.autograd.grad(..., is_grads_batched=True)``, vmap over the double backward) against k
+    single calls through the same kept graph, k = 1, 2, 4, 8. The trajectory solver uses single
+    products; batched ones would pay only if this ratio is clearly above 1."""
+    print(f"HVP: batched vs single ({model_name}, {n} images, eval-mode BN, {device})", flush=True)
+    torch.manual_seed(0)
+    model = build(model_name, 10, (3, 32, 32)).to(device).eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = nn.functional.cross_entropy(model(x[:n]), y[:n])
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def vectors(k):
+        return [torch.randn(k, *p.shape, device=device, generator=gen) for p in params]
+
+    def run(k, batched, repeats=3):
+        vs = vectors(k)
+        best = float("inf")
+        for _ in range(repeats):
+            _sync(device)
+            start = time.perf_counter()
+            if batched:
+                torch.autograd.grad(grads, params, vs, retain_graph=True, is_grads_batched=True)
+            else:
+                for i in range(k):
+                    torch.autograd.grad(grads, params, [v[i] for v in vs], retain_graph=True)
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    run(1, False, repeats=1)  # first-call costs outside the timed region
+    for k in (1, 2, 4, 8):
+        t_single = run(k, False)
+        try:
+            t_batched = run(k, True)
+        except RuntimeError as exc:  # vmap not supported for an op, or out of memory
+            print(f"    k={k}: batched products failed: {str(exc).splitlines()[0]}", flush=True)
+            continue
+        row(
+            "hvp",
+            f"{model_name} n={n}: {k} batched vs {k} single",
+            t_batched,
+            t_single,
+            None,
+            note=f"{1000 * t_single / k:.1f} ms/vector single, {1000 * t_batched / k:.1f} batched",
+        )
+
+
+def bench_sharpness_wrn(x, y, device, n: int = 1000, chunk: int = 250, pretrain: int = 20) -> None:
+    """One sharpness measurement on WRN-28-10 over ``n`` images (chunks of ``chunk``, eval-mode
+    BN, after ``pretrain`` SGD steps of batch 128): cold ijr Lanczos (tol 1e-3) against PyHessian
+    at tol 1e-3, 1e-4, 1e-5 (at most 60 HVPs each) until within 1e-3 of a converged reference
+    (ijr, tol 1e-5)."""
+    print(f"sharpness of wrn28_10 over {n} images in chunks of {chunk} ({device})", flush=True)
+    loss_fn = nn.CrossEntropyLoss()
+    torch.manual_seed(0)
+    model = build("wrn28_10", 10, (3, 32, 32)).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(pretrain):
+        idx = torch.randint(0, n, (128,), generator=gen).to(device)
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x[idx]), y[idx]).backward()
+        opt.step()
+    model.eval()
+    probe = [(x[i : i + chunk], y[i : i + chunk]) for i in range(0, n, chunk)]
+    # ijr first: on a lent GPU the step may be cut by its time limit, and this is the headline
+    t, res = timed(lambda: cv.hessian_top_eigenvalue(model, loss_fn, probe, tol=1e-3))
+    print(f"    ijr {res.value:.5f} ({res.n_products} HVPs, {t:.1f}s)", flush=True)
+    t_ref, ref = timed(
+        lambda: cv.hessian_top_eigenvalue(
+            model, loss_fn, probe, tol=1e-5, max_iter=80, generator=torch.Generator().manual_seed(5)
+        )
+    )
+    print(f"    reference {ref.value:.5f} ({ref.n_products} HVPs, {t_ref:.1f}s)", flush=True)
+    tp, pres, ptol, ok = _pyhessian_to_accuracy(model, loss_fn, probe, ref.value, max_iter=60)
+    err = abs(res.value - ref.value) / abs(ref.value)
+    print(
+        f"    ijr {res.value:.5f} ({res.n_products} HVPs, {t:.1f}s, err {err:.1e})  PyHessian "
+        f"{pres.value:.5f} (tol {ptol:g}, {pres.n_products} HVPs, {tp:.1f}s"
+        f"{'' if ok else ', NOT within 1e-3'})",
+        flush=True,
+    )
+    row(
+        "sharpness",
+        f"wrn28_10 n={n} single cold estimate",
+        t,
+        tp,
+        1.0,
+        note=f"ijr err {err:.1e}; PyHessian tol {ptol:g} {'ok' if ok else 'inaccurate'}; "
+        f"s/HVP ijr {t / res.n_products:.2f}, PyHessian {tp / max(pres.n_products, 1):.2f}",
+    )
+    ROWS[-1]["pass"] = ROWS[-1]["pass"] and err <= 1e-3
+
+
 # ---------------------------------------------------------------------------------- memory -----
 _CHILD = r"""
 import os, resource, sys, torch
@@ -673,9 +795,21 @@ def main() -> None:
     )
     parser.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="device of the GPU benchmarks (--only hvp_batched,sharpness_wrn; the others run on "
+        "the CPU); scripts/gpu_check.sh passes cuda",
+    )
+    parser.add_argument(
+        "--wrn-probe", type=int, default=1000, help="images of the wrn28_10 sharpness measurement"
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
+    # float32 products mean float32: TF32 convolutions and matmuls (cuDNN's default) would make
+    # every HVP ~1e-3 inexact on a GPU
     torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     if not args.merge_cnn6:  # a merge measures nothing: the shards' own headers say how they ran
         print(
             f"torch {torch.__version__}, {torch.get_num_threads()} threads, THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}",
@@ -728,6 +862,14 @@ def main() -> None:
             )
     if "memory" in only:
         bench_memory()
+    if only & {"hvp_batched", "sharpness_wrn"}:
+        device = torch.device(args.device)
+        gx, gy, source = gpu_images(args.archive, max(args.wrn_probe, 128), device)
+        print(f"GPU benchmarks on {device}: {source} images", flush=True)
+        if "hvp_batched" in only:
+            bench_hvp_batched(gx, gy, device)
+        if "sharpness_wrn" in only:
+            bench_sharpness_wrn(gx, gy, device, n=args.wrn_probe)
     total = time.perf_counter() - start
     print(f"\n{'group':10s} {'case':52s} {'ratio':>8s} {'target':>8s} result")
     for r in ROWS:

@@ -7,9 +7,11 @@ evaluation or checkpoints in the timed window); the window is measured by a call
 first timed step to the end of training, so data setup and Lightning start-up are excluded.
 
     python scripts/bench/bench_training.py [--steps 60] [--device cpu|cuda]
+                                           [--cases cnn6_b128,cnn6_fullbatch_5k,wrn28_10_b128]
 
 Cases (issue targets: overhead <= 10 %): cnn6 on CIFAR-shaped data at batch 128, and full-batch
-GD on a 5,000-image subset in chunks of 1,000. Timing-equivalent synthetic CIFAR-shaped data is
+GD on a 5,000-image subset in chunks of 1,000 (the default ``--cases``); ``wrn28_10_b128`` (a GPU
+case: scripts/gpu_check.sh) is WRN-28-10 at batch 128. Timing-equivalent synthetic CIFAR-shaped data is
 used, so the benchmark needs no dataset.
 """
 
@@ -74,7 +76,15 @@ def plain_loop(dm, model, lr: float, steps: int, warmup: int, chunk: int, device
     return time.perf_counter() - t0
 
 
-def case(name: str, overrides: list[str], steps: int, warmup: int, device: str, runs: Path) -> dict:
+def case(
+    name: str,
+    overrides: list[str],
+    steps: int,
+    warmup: int,
+    device: str,
+    runs: Path,
+    model_name: str = "cnn6",
+) -> dict:
     from conftest import compose_cfg
     from ijr.data import build_datamodule
     from ijr.models import build
@@ -85,7 +95,7 @@ def case(name: str, overrides: list[str], steps: int, warmup: int, device: str, 
         "data=synthetic",
         "data.shape=[3,32,32]",
         "data.n_train=5000",
-        "model=cnn6",
+        f"model={model_name}",
         "optim.lr=0.01",
         f"trainer.max_steps={steps}",
         "trainer.eval_every_n_steps=null",
@@ -105,7 +115,7 @@ def case(name: str, overrides: list[str], steps: int, warmup: int, device: str, 
     dm.setup()
     dm.to(dev)
     torch.manual_seed(int(cfg.seed))
-    model = build("cnn6", dm.num_classes, tuple(dm.in_shape)).to(dev)
+    model = build(model_name, dm.num_classes, tuple(dm.in_shape)).to(dev)
     plain_time = plain_loop(dm, model, 0.01, steps, warmup, dm.physical_batch_size, dev)
     timed = steps - warmup
     return {
@@ -116,34 +126,40 @@ def case(name: str, overrides: list[str], steps: int, warmup: int, device: str, 
     }
 
 
+# name: (model, overrides, full batch: fewer, longer steps)
+CASES = {
+    "cnn6_b128": ("cnn6", ["data.batch_size=128"], False),
+    "cnn6_fullbatch_5k": (
+        "cnn6",
+        ["data.batch_size=full", "data.physical_batch_size=1000"],
+        True,
+    ),
+    "wrn28_10_b128": ("wrn28_10", ["data.batch_size=128"], False),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--cases",
+        default="cnn6_b128,cnn6_fullbatch_5k",
+        help=f"comma-separated, from {','.join(CASES)}",
+    )
     args = parser.parse_args(argv)
+    names = [c for c in args.cases.split(",") if c]
+    unknown = [c for c in names if c not in CASES]
+    if unknown:
+        parser.error(f"--cases: unknown {unknown}; valid: {','.join(CASES)}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows.append(
-            case(
-                "cnn6_b128",
-                ["data.batch_size=128"],
-                args.steps,
-                args.warmup,
-                args.device,
-                Path(tmp),
-            )
-        )
-        rows.append(
-            case(
-                "cnn6_fullbatch_5k",
-                ["data.batch_size=full", "data.physical_batch_size=1000"],
-                max(args.warmup + 5, args.steps // 4),
-                min(args.warmup, 3),
-                args.device,
-                Path(tmp),
-            )
-        )
+        for name in names:
+            model_name, overrides, full_batch = CASES[name]
+            steps = max(args.warmup + 5, args.steps // 4) if full_batch else args.steps
+            warmup = min(args.warmup, 3) if full_batch else args.warmup
+            rows.append(case(name, overrides, steps, warmup, args.device, Path(tmp), model_name))
     print(f"device: {args.device}, threads: {torch.get_num_threads()}")
     print(f"{'case':<20} {'plain ms/step':>14} {'ijr ms/step':>12} {'ratio':>7}  target <= 1.10")
     ok = True

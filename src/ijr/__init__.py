@@ -7,4 +7,13 @@ Layers (see README): ``ijr.models`` (architectures), ``ijr.data`` (datasets as t
 ``ijr.probes`` (Lightning callbacks), ``ijr.reporting`` (tables and figures).
 """
 
+import os
+
+# MKL's CPU kernels (dot, matrix-vector) otherwise round differently depending on how the
+# operands happen to be aligned in memory, so two processes computing the same run could differ
+# in the last bits (found by the kill -9 fault-injection test; a resumed run must equal an
+# uninterrupted one byte for byte). STRICT: results independent of alignment, same code path
+# (no measurable cost here). Read by MKL at its first call, so setting it on import suffices.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 __version__ = "0.1.0"

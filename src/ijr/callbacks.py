@@ -1,5 +1,6 @@
 """Training-loop callbacks that are not curvature probes: test evaluation and convergence, robust
-test accuracy under PGD (adversarial training, Table 2), checkpointing (periodic and on SIGTERM / SIGUSR1), plain progress lines for non-interactive runs.
+test accuracy under PGD (adversarial training, Table 2), checkpointing (periodic and at a signal: SIGTERM, SIGINT,
+SIGUSR1, SIGUSR2, ``SUBMITIT_PREEMPT_SIGNAL``), plain progress lines for non-interactive runs.
 
 Every measurement at step t is taken at theta_t (after t updates): at ``on_train_start`` for the
 first step of a (possibly resumed) run and at ``on_train_batch_end`` afterwards.
@@ -8,8 +9,10 @@ first step of a (possibly resumed) run and at ``on_train_batch_end`` afterwards.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -120,10 +123,14 @@ class RobustEvaluate(pl.Callback):
 
 
 def save_checkpoint_atomic(trainer: pl.Trainer, path: Path) -> None:
+    """Write ``path`` through ``path.tmp`` (removed if the write fails, e.g. on a full disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(str(tmp))
-    os.replace(tmp, path)
+    try:
+        trainer.save_checkpoint(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class CheckpointEvery(pl.Callback):
@@ -141,32 +148,120 @@ class CheckpointEvery(pl.Callback):
         save_checkpoint_atomic(trainer, self.path)
 
 
-class Terminated(RuntimeError):
-    """Training stopped by a signal after writing a checkpoint; the run can be resumed."""
+class Terminated(BaseException):
+    """Training stopped by a signal; ``checkpointed`` says whether ``last.ckpt`` was written at
+    the signal (the run resumes from there) or not (stopped while being set up: nothing to
+    save). A ``BaseException`` like ``KeyboardInterrupt``, so that no library's ``except
+    Exception`` (Hydra's instantiate, a callback) turns a stop into an ordinary error."""
 
-    def __init__(self, message: str, signum: int | None = None) -> None:
+    def __init__(self, message: str, signum: int | None = None, checkpointed: bool = False):
         super().__init__(message)
         self.signum = signum
+        self.checkpointed = checkpointed
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def preempt_signal() -> int | None:
+    """The signal ``SUBMITIT_PREEMPT_SIGNAL`` names (``USR2``, ``SIGUSR2`` or a number), if set."""
+    raw = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "").strip()
+    if not raw:
+        return None
+    if raw.isdigit():
+        return int(raw)
+    name = raw.upper() if raw.upper().startswith("SIG") else "SIG" + raw.upper()
+    if not hasattr(signal, name):
+        raise ValueError(
+            f"SUBMITIT_PREEMPT_SIGNAL={raw!r} is not a signal name; use e.g. USR2 or unset it"
+        )
+    return int(getattr(signal, name))
+
+
+def caught_signals() -> tuple[int, ...]:
+    """SIGTERM (kill, SLURM's final notice), SIGINT (Ctrl-C), SIGUSR1/SIGUSR2 (``scancel
+    --signal``, submitit's time-limit and preemption notice) and ``SUBMITIT_PREEMPT_SIGNAL``."""
+    sigs = [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2]
+    extra = preempt_signal()
+    return tuple(dict.fromkeys([int(s) for s in sigs] + ([extra] if extra else [])))
 
 
 class SignalCheckpoint(pl.Callback):
-    """On SIGTERM / SIGUSR1 (SLURM preemption, ``kill``): finish the current step, write
-    ``last.ckpt`` and stop with :class:`Terminated` so the run is recorded and resumable."""
+    """Stop at a signal (any of :func:`caught_signals`) with a checkpoint taken at the signal.
 
-    def __init__(self, path: Path | None):
-        self.path = Path(path) if path else None
+    :meth:`install` replaces the handlers, remembering the previous ones. While training runs
+    (from ``on_train_start``) the handler only records the signal; the step in progress finishes,
+    ``last.ckpt`` is written and :class:`Terminated` is raised (``checkpointed=True``). Before that
+    (the run being set up: nothing to save), or at a second signal, the handler raises
+    :class:`Terminated` at once. :meth:`chain` then calls the handler that was there before
+    (submitit's, which requeues the job), after the run recorded its status."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
         self.signum: int | None = None
+        self.deferring = False
+        self.previous: dict[int, Any] = {}
+
+    def install(self) -> SignalCheckpoint:
+        for sig in caught_signals():
+            try:
+                self.previous[sig] = signal.signal(sig, self.handle)
+            except (ValueError, OSError):  # not the main thread: leave signals to the caller
+                pass
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    def chain(self, signum: int | None) -> None:
+        """Call the handler installed before ours for ``signum`` (if it is a Python callable
+        other than Python's own Ctrl-C handler, whose KeyboardInterrupt would only hide the
+        recorded stop)."""
+        handler = self.previous.get(signum) if signum is not None else None
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signum, None)
 
     def handle(self, signum, frame) -> None:
-        self.signum = signum
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if not first:
+            raise Terminated(
+                f"terminated by signal {signum} ({signal_name(signum)}) again before the "
+                "checkpoint: stopped at once; resume with the same command",
+                signum,
+            )
+        if not self.deferring:
+            raise Terminated(
+                f"terminated by signal {signum} ({signal_name(signum)}) while the run was being "
+                "set up; run the same command again",
+                signum,
+            )
+
+    def on_train_start(self, trainer, pl_module):
+        self.deferring = True
+        self.on_train_batch_end(trainer, pl_module, None, None, 0)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.signum is None:
             return
         if self.path is not None:
             save_checkpoint_atomic(trainer, self.path)
+        saved = (
+            "checkpoint written"
+            if self.path is not None
+            else "no checkpoint (trainer.checkpoint=false)"
+        )
         raise Terminated(
-            f"terminated by signal {self.signum} at step {trainer.global_step}", self.signum
+            f"terminated by signal {self.signum} ({signal_name(self.signum)}) at step "
+            f"{trainer.global_step}; {saved}, resume with the same command",
+            self.signum,
+            checkpointed=self.path is not None,
         )
 
 

@@ -9,11 +9,13 @@ once with the wider header (earlier rows get empty cells).
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytorch_lightning as pl
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -38,8 +40,25 @@ def _fmt(value) -> str:
     return str(value)
 
 
+LEDGER_KEY = "ijr_metrics_ledger"  # checkpoint entry: what metrics.csv held before its step
+
+
+class MetricsFileError(ValueError):
+    """metrics.csv does not hold what the checkpoint says was measured; nothing was changed."""
+
+
+def _row_digest(cells: Mapping[str, str]) -> bytes:
+    """Digest of a row's non-empty cells, independent of the header's width and order."""
+    items = sorted((k, v) for k, v in cells.items() if v not in ("", None))
+    return hashlib.sha256(repr(items).encode()).digest()
+
+
 class MetricsCSV:
-    """Append-only CSV writer with a growing header; rows are merged per step."""
+    """Append-only CSV writer with a growing header; rows are merged per step.
+
+    It keeps the digest of every row written (:meth:`ledger`), which checkpoints carry, so a
+    resume can check that the file still holds every row measured before the checkpoint
+    (:meth:`truncate_from`)."""
 
     FIXED = ("step", "epoch")
 
@@ -50,6 +69,7 @@ class MetricsCSV:
         self._pending_step: int | None = None
         self._pending: dict[str, float] = {}
         self.last: dict[str, float] = {}
+        self._written: list[tuple[int, bytes]] = []  # (step, digest) of the rows in the file
         if self.path.exists() and self.path.stat().st_size > 0:
             with self.path.open(newline="") as f:
                 header = next(csv.reader(f), None)
@@ -77,13 +97,30 @@ class MetricsCSV:
             self.columns.extend(new)
             self._rewrite_header()
         exists = self.path.exists() and self.path.stat().st_size > 0
+        cells = [_fmt(row.get(c)) for c in self.columns]
         with self.path.open("a", newline="") as f:
             writer = csv.writer(f)
             if not exists:
                 writer.writerow(self.columns)
-            writer.writerow([_fmt(row.get(c)) for c in self.columns])
+            writer.writerow(cells)
             f.flush()
+        self._written.append(
+            (self._pending_step, _row_digest(dict(zip(self.columns, cells, strict=True))))
+        )
         self._pending_step, self._pending = None, {}
+
+    def flush_before(self, step: int) -> None:
+        """Write the pending row if it is of a step before ``step`` (it is complete then)."""
+        if self._pending_step is not None and self._pending_step < step:
+            self.flush()
+
+    def ledger(self, step: int) -> dict:
+        """Count and combined digest of the rows written with ``step < step``."""
+        h = hashlib.sha256()
+        rows = [d for s, d in self._written if s < step]
+        for digest in rows:
+            h.update(digest)
+        return {"step": int(step), "rows": len(rows), "digest": h.hexdigest()}
 
     def _rewrite_header(self) -> None:
         if not (self.path.exists() and self.path.stat().st_size > 0):
@@ -101,14 +138,58 @@ class MetricsCSV:
                 writer.writerow({k: r.get(k, "") for k in self.columns})
         os.replace(tmp, self.path)
 
-    def truncate_from(self, step: int) -> None:
-        """Drop rows with ``step >= step`` (they are measured again after a resume)."""
-        self._pending_step, self._pending = None, {}
+    def _read_rows(self) -> list[dict]:
+        """The file's complete rows; an unterminated last line (a write cut by a kill or a full
+        disk, always after the last checkpoint) is not a row. An incomplete row elsewhere is an
+        error naming the file."""
         if not self.path.exists():
-            return
+            return []
         with self.path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) < step]
-        self._write_all(rows)
+            text = f.read()
+        if text and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        lines = list(csv.reader(text.splitlines(keepends=True)))
+        if not lines:
+            return []
+        header, rows = lines[0], []
+        for number, cells in enumerate(lines[1:], start=2):
+            if len(cells) != len(header) or not cells[0].lstrip("-").isdigit():
+                raise MetricsFileError(
+                    f"{self.path} line {number} is not a complete row ({len(cells)} of "
+                    f"{len(header)} fields); restore the file, or rerun with resume=false to "
+                    "start the run over"
+                )
+            rows.append(dict(zip(header, cells, strict=True)))
+        self.columns = header
+        return rows
+
+    def truncate_from(self, step: int, ledger: Mapping | None = None) -> None:
+        """Drop rows with ``step >= step`` (they are measured again after a resume), after
+        checking that the rows before it are those the checkpoint's ``ledger`` counted."""
+        self._pending_step, self._pending = None, {}
+        kept = [r for r in self._read_rows() if int(r["step"]) < step]
+        self._written = [(int(r["step"]), _row_digest(r)) for r in kept]
+        if ledger is not None and self.ledger(step) != dict(ledger):
+            raise MetricsFileError(
+                f"{self.path} holds {len(kept)} rows before step {step}, not the "
+                f"{ledger['rows']} rows (or not their values) measured before the checkpoint "
+                "at that step; restore the file, or rerun with resume=false to start the run over"
+            )
+        if self.path.exists() or kept:
+            self._write_all(kept)
+
+
+class LedgerInCheckpoint(pl.Callback):
+    """Puts :meth:`MetricsCSV.ledger` of the checkpoint's step into every checkpoint (after
+    writing the rows of earlier steps still pending)."""
+
+    def __init__(self, metrics: MetricsCSV) -> None:
+        self.metrics = metrics
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        step = int(trainer.global_step)
+        self.metrics.flush_before(step)
+        checkpoint[LEDGER_KEY] = self.metrics.ledger(step)
 
 
 class RunCSVLogger(Logger):

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -89,9 +90,28 @@ def compute_run_key(
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Write ``path`` through ``path.tmp``, which never outlives a failed write (a full disk)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+-]*")
+
+
+def check_plain_name(key: str, value: object) -> str:
+    """``value`` as a directory name: one path component (letters, digits, ``._=+-``, not
+    starting with a dot), so ``run_key`` / ``experiment_name`` never write outside paths.runs."""
+    text = str(value)
+    if not PLAIN_NAME.fullmatch(text) or len(text) > 200:
+        raise ValueError(
+            f"{key}={text!r} is not a plain name: use letters, digits and ._=+- only "
+            f"(no '/', no leading '.'), e.g. {key}=my-run"
+        )
+    return text
 
 
 class RunDir:
@@ -105,7 +125,8 @@ class RunDir:
         """The directory of ``cfg`` (``run_key`` if set, else :func:`compute_run_key` with the
         dataset's ``data_identity``)."""
         key = cfg.get("run_key") or compute_run_key(cfg, data_identity)
-        return cls(Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / key)
+        experiment = check_plain_name("experiment_name", cfg.get("experiment_name") or "default")
+        return cls(Path(cfg.paths.runs) / experiment / check_plain_name("run_key", key))
 
     @property
     def key(self) -> str:
@@ -123,6 +144,22 @@ class RunDir:
     def checkpoint(self) -> Path:
         return self.path / "checkpoints" / "last.ckpt"
 
+    def data_files(self) -> list[str]:
+        """The files a run measured that exist here (metrics.csv, the checkpoint)."""
+        files = (self.metrics_csv, self.checkpoint)
+        return [f.relative_to(self.path).as_posix() for f in files if f.exists()]
+
+    def remove_temp_files(self) -> list[Path]:
+        """Remove the temporary files of interrupted atomic writes (``*.tmp``, ``*.tmp-<pid>``)
+        anywhere in the run directory, first of all on a full disk; returns what was removed."""
+        removed = []
+        if self.path.exists():
+            for path in self.path.rglob("*.tmp*"):
+                if path.is_file() and re.search(r"\.tmp(-\d+)?$", path.name):
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        return removed
+
     def try_lock(self):
         """An exclusive advisory lock on ``<run>/.lock`` (``flock``), so two jobs of a sweep with the
         same config never write one directory at once. Returns the open lock file (close it to
@@ -137,8 +174,15 @@ class RunDir:
         return handle
 
     def clear(self) -> None:
-        """Remove everything a previous attempt wrote (``resume=false``), keeping the lock."""
-        for child in self.path.iterdir() if self.path.exists() else []:
+        """Remove everything a previous attempt wrote (``resume=false``, a restart from step
+        0), keeping the lock; summary.json goes last, so a clear cut short by a kill never leaves
+        data without its summary."""
+        children = (
+            sorted(self.path.iterdir(), key=lambda p: p == self.summary_json)
+            if self.path.exists()
+            else []
+        )
+        for child in children:
             if child.name == ".lock":
                 continue
             if child.is_dir():

@@ -29,16 +29,17 @@ from ijr.callbacks import (
     PlainProgress,
     SignalCheckpoint,
     Terminated,
+    signal_name,
 )
 from ijr.claims.scale import apply_scale_overrides
 from ijr.data import build_datamodule
 from ijr.methods import build_module
 from ijr.methods import names as method_names
 from ijr.methods.base import Diverged
-from ijr.metrics_log import RunCSVLogger
+from ijr.metrics_log import LedgerInCheckpoint, RunCSVLogger
 from ijr.models import build as build_model
 from ijr.models import names as model_names
-from ijr.rundir import RunDir
+from ijr.rundir import RunDir, check_plain_name
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("ijr")
@@ -46,6 +47,17 @@ log = logging.getLogger("ijr")
 
 class ConfigError(ValueError):
     """A bad setting: reported as one line, exit code 2."""
+
+
+# Trainer settings that count steps or epochs: integers >= 1 or null (max_epochs may be fractional).
+TRAINER_COUNTS = (
+    "max_steps",
+    "max_epochs",
+    "eval_every_n_steps",
+    "log_every_n_steps",
+    "checkpoint_every_n_steps",
+    "convergence_check_every",
+)
 
 
 # ----------------------------------------------------------------------------- config
@@ -113,14 +125,28 @@ def validate(cfg: DictConfig) -> None:
     lr = cfg.optim.lr
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
         raise ConfigError(f"optim.lr must be a finite number >= 0, got {lr}")
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
+    for key in ("run_key", "experiment_name"):
+        if cfg.get(key) is not None:
+            check_plain_name(key, cfg.get(key))
     t = cfg.trainer
     if t.get("max_steps") is None and t.get("max_epochs") is None and t.get("until_loss") is None:
         raise ConfigError(
             "no stopping criterion: set trainer.max_steps, trainer.max_epochs or trainer.until_loss"
         )
-    for key in ("max_steps", "max_epochs"):
-        if t.get(key) is not None and t[key] < 1:
-            raise ConfigError(f"trainer.{key} must be >= 1 (or null), got {t[key]}")
+    for key in TRAINER_COUNTS:
+        value = t.get(key)
+        if value is None:
+            continue
+        kind = (int, float) if key == "max_epochs" else (int,)
+        if isinstance(value, bool) or not isinstance(value, kind) or value < 1:
+            what = "a number" if key == "max_epochs" else "an integer"
+            raise ConfigError(f"trainer.{key} must be {what} >= 1 (or null), got {value!r}")
+    until = t.get("until_loss")
+    if until is not None and (isinstance(until, bool) or not isinstance(until, (int, float))):
+        raise ConfigError(f"trainer.until_loss must be a number or null, got {until!r}")
 
 
 def total_steps_for(cfg: DictConfig, steps_per_epoch: int) -> int:
@@ -233,20 +259,42 @@ def _identity_or_location(cfg: DictConfig) -> str | None:
         return f"unreadable:{Path(str(root)).expanduser().absolute()}" if root else None
 
 
+def locate_run(cfg: DictConfig) -> tuple[RunDir | None, bool]:
+    """The run directory ``train`` uses for ``cfg`` (profile already applied, as by
+    :func:`apply_profile`; ``cfg`` gets the data caps in place) and whether the run can start
+    (``False``: it would be recorded as failed in that directory). ``None``: no directory at all
+    (``run_key`` / ``experiment_name`` not a plain name). For launchers that skip completed
+    runs before submitting them."""
+    try:
+        validate(cfg)
+        return RunDir.for_config(cfg, resolve_data_cap(cfg).identity), True
+    except Exception:  # noqa: BLE001 - the run records the failure itself
+        try:
+            return RunDir.for_config(cfg, _identity_or_location(cfg)), False
+        except ValueError:
+            return None, False
+
+
 def _record_setup_failure(cfg: DictConfig, exc: Exception) -> dict:
     """In a multirun, a run that cannot even start (bad setting, missing data) still gets a run
-    directory with status ``failed``, so the sweep goes on and reports show it."""
-    run = RunDir.for_config(cfg, _identity_or_location(cfg))
+    directory with status ``failed``, so the sweep goes on and reports show it (unless the
+    directory itself cannot be named: a ``run_key`` that is not a plain name)."""
+    error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    try:
+        run = RunDir.for_config(cfg, _identity_or_location(cfg))
+    except ValueError:
+        print(f"ijr-train: run failed before starting: {error}", flush=True)
+        return {"status": "failed", "run_key": None, "error": error}
     run.write_config(cfg, _task_overrides())
-    error = f"{type(exc).__name__}: {exc}"
     print(f"ijr-train: run failed before starting: {error} ({run.path})", flush=True)
     return run.write_summary(
         status="failed",
         run_key=run.key,
         experiment=str(cfg.get("experiment_name") or "default"),
         profile=str((cfg.get("profile") or {}).get("name", "paper")),
-        seed=int(cfg.get("seed", 0)),
+        seed=int(cfg.get("seed", 0)) if isinstance(cfg.get("seed"), int) else None,
         error=error,
+        stop_reason="failed",
         final={},
         markers={},
         steps=0,
@@ -261,15 +309,44 @@ def _want_progress_bar(cfg: DictConfig) -> bool:
     return bool(mode)
 
 
+class RunDataError(ConfigError):
+    """The run directory holds data that resuming could lose; nothing was changed."""
+
+
 # ------------------------------------------------------------------------------ train
 def train(cfg: DictConfig) -> dict:
     """Train one run described by ``cfg`` (the composed config of ``conf/train.yaml``) and
-    return its final ``summary.json`` content."""
+    return its final ``summary.json`` content (plus ``skipped``: why, for a run not trained).
+
+    Signals (:func:`ijr.callbacks.caught_signals`) are caught from the start: during training
+    the step finishes, ``last.ckpt`` is written, the status and reason are recorded, then the
+    handler installed before ours (submitit's requeue) is called and :class:`Terminated` raised."""
+    guard = SignalCheckpoint().install()
+    try:
+        summary = _train_guarded(cfg, guard)
+        if guard.signum is not None:  # arrived while the run was being finalised
+            raise Terminated(
+                f"terminated by signal {guard.signum} ({signal_name(guard.signum)}) after the run "
+                f"ended ({summary.get('status')}); nothing to resume",
+                guard.signum,
+            )
+        return summary
+    except Terminated as exc:
+        guard.restore()
+        guard.chain(exc.signum)
+        raise
+    finally:
+        guard.restore()
+
+
+def _train_guarded(cfg: DictConfig, guard: SignalCheckpoint) -> dict:
     multirun = _is_multirun()
     cfg = apply_profile(cfg)
     try:
         validate(cfg)
         dm = resolve_data_cap(cfg)
+    except Terminated:
+        raise
     except Exception as exc:
         if not multirun:
             raise
@@ -278,24 +355,38 @@ def train(cfg: DictConfig) -> dict:
     lock = run.try_lock()
     if lock is None:
         print(f"ijr-train: another process is running {run.path}; skipping", flush=True)
-        return run.read_summary() or {"status": "running", "run_key": run.key}
+        summary = run.read_summary() or {"status": "running", "run_key": run.key}
+        return {**summary, "skipped": "another process is running it"}
     try:
-        return _train_in(run, cfg, dm, multirun)
+        return _train_in(run, cfg, dm, guard)
+    except RunDataError as exc:
+        if not multirun:
+            raise
+        print(f"ijr-train: error: {exc}", flush=True)
+        return {"status": "failed", "run_key": run.key, "error": str(exc)}
     finally:
         lock.close()
 
 
-def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
+def _start_summary(run: RunDir, cfg: DictConfig) -> dict | None:
+    """Decide from what the directory holds: a completed run is skipped (returns its summary
+    with ``skipped``); data without a readable summary stops (:class:`RunDataError`); a run
+    without a checkpoint starts over from an empty directory. Then records ``running``."""
+    resume = bool(cfg.get("resume", True))
     previous = run.read_summary()
-    if cfg.get("resume", True) and previous and previous.get("status") == "completed":
+    run.remove_temp_files()  # left by a killed write; never a file that is read
+    if resume and previous and previous.get("status") == "completed":
         print(f"ijr-train: already completed, skipping: {run.path}", flush=True)
-        return previous
-    if not cfg.get("resume", True):
-        run.clear()
+        return {**previous, "skipped": "already completed"}
+    if resume and previous is None and run.data_files():
+        raise RunDataError(
+            f"{run.summary_json} is missing or unreadable but the run holds "
+            f"{', '.join(run.data_files())}; nothing was changed: restore summary.json, or "
+            "rerun with resume=false to start the run over"
+        )
+    if not resume or not run.checkpoint.exists():
+        run.clear()  # a restart from step 0 keeps nothing of an earlier attempt
     run.write_config(cfg, _task_overrides())
-    ckpt = run.checkpoint if (cfg.get("resume", True) and run.checkpoint.exists()) else None
-    started = time.time()
-    previous_wall = float((previous or {}).get("wall_time_s") or 0.0) if ckpt else 0.0
     run.write_summary(
         status="running",
         run_key=run.key,
@@ -305,141 +396,194 @@ def _train_in(run: RunDir, cfg: DictConfig, dm, multirun: bool) -> dict:
         tags=list(cfg.get("tags") or []),
         resumed_from_step=None,
         error=None,
+        stop_reason=None,
     )
-    _quiet_lightning()
-    _configure_torch(cfg)
-    status, error, csv_logger, trainer, module = "failed", None, None, None, None
-    stop_reason = None
-    terminated = None
-    old_handlers = {}
+    return None
+
+
+def _read_checkpoint(path: Path) -> tuple[int, dict | None]:
+    """The ``global_step`` of a checkpoint and its metrics ledger
+    (:meth:`ijr.metrics_log.MetricsCSV.ledger`); a file that cannot be read is one clear line."""
+    from ijr.metrics_log import LEDGER_KEY
+
     try:
-        pl.seed_everything(int(cfg.seed), workers=False, verbose=False)
-        model = build_model(
-            cfg.model.name, dm.num_classes, tuple(dm.in_shape), **(cfg.model.get("kwargs") or {})
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return int(ckpt["global_step"]), ckpt.get(LEDGER_KEY)
+    except Exception as exc:  # noqa: BLE001 - any failure to read it means the same to the user
+        raise RunDataError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); delete it to start the run over from step 0"
+        ) from None
+
+
+def _callbacks(cfg: DictConfig, run: RunDir, dm, module, guard, total_steps: int) -> list:
+    callbacks = [
+        EvaluateEvery(
+            dm,
+            every_n_steps=cfg.trainer.get("eval_every_n_steps"),
+            eval_train=bool(cfg.trainer.get("eval_train", False)),
+            until_loss=cfg.trainer.get("until_loss"),
+            convergence_check_every=int(cfg.trainer.get("convergence_check_every", 100)),
+        ),
+        *_probe_callbacks(cfg, dm, run),
+        *_robust_callbacks(cfg, dm, module),
+    ]
+    if cfg.trainer.get("checkpoint", True):
+        callbacks.append(
+            CheckpointEvery(run.checkpoint, cfg.trainer.get("checkpoint_every_n_steps"))
         )
-        total_steps = total_steps_for(cfg, dm.steps_per_epoch)
-        module = build_module(cfg, model, dm, total_steps)
-        csv_logger, loggers = _make_loggers(cfg, run, dm.steps_per_epoch)
-        resume_step = None
-        if ckpt is not None:
-            resume_step = int(
-                torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
-            )
-            csv_logger.csv.truncate_from(resume_step)
-            run.write_summary(status="running", resumed_from_step=resume_step)
-            print(f"ijr-train: resuming {run.path} from step {resume_step}", flush=True)
-        signal_cb = SignalCheckpoint(
-            run.checkpoint if cfg.trainer.get("checkpoint", True) else None
-        )
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            try:
-                old_handlers[sig] = signal.signal(sig, signal_cb.handle)
-            except (ValueError, OSError):  # not the main thread
-                pass
-        callbacks = [
-            EvaluateEvery(
-                dm,
-                every_n_steps=cfg.trainer.get("eval_every_n_steps"),
-                eval_train=bool(cfg.trainer.get("eval_train", False)),
-                until_loss=cfg.trainer.get("until_loss"),
-                convergence_check_every=int(cfg.trainer.get("convergence_check_every", 100)),
-            ),
-            *_probe_callbacks(cfg, dm, run),
-            *_robust_callbacks(cfg, dm, module),
-        ]
-        if cfg.trainer.get("checkpoint", True):
-            callbacks.append(
-                CheckpointEvery(run.checkpoint, cfg.trainer.get("checkpoint_every_n_steps"))
-            )
-        callbacks.extend(_extra_callbacks(cfg))
-        callbacks.append(signal_cb)
-        progress_bar = _want_progress_bar(cfg)
-        if not progress_bar:
-            callbacks.append(PlainProgress(total_steps))
-        trainer = pl.Trainer(
-            max_steps=total_steps,
-            max_epochs=-1,
-            accelerator=cfg.trainer.get("accelerator", "auto"),
-            devices=cfg.trainer.get("devices", 1),
-            precision=cfg.trainer.get("precision", "32-true"),
-            logger=loggers,
-            callbacks=callbacks,
-            enable_checkpointing=False,
-            enable_progress_bar=progress_bar,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            log_every_n_steps=1,
-            default_root_dir=str(run.path),
-            use_distributed_sampler=False,
-            deterministic=False,  # set by _configure_torch (warn-only for ops without a deterministic kernel)
-        )
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
-        status = "completed"
-        stop_reason = getattr(callbacks[0], "stop_reason", None) or "max_steps"
-    except Diverged as exc:
-        status, error = "diverged", str(exc)
-        print(f"ijr-train: diverged: {exc}", flush=True)
+    callbacks.extend(_extra_callbacks(cfg))
+    guard.path = run.checkpoint if cfg.trainer.get("checkpoint", True) else None
+    callbacks.append(guard)
+    if not _want_progress_bar(cfg):
+        callbacks.append(PlainProgress(total_steps))
+    return callbacks
+
+
+def _make_trainer(cfg: DictConfig, run: RunDir, loggers, callbacks, total_steps: int):
+    return pl.Trainer(
+        max_steps=total_steps,
+        max_epochs=-1,
+        accelerator=cfg.trainer.get("accelerator", "auto"),
+        devices=cfg.trainer.get("devices", 1),
+        precision=cfg.trainer.get("precision", "32-true"),
+        logger=loggers,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=_want_progress_bar(cfg),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        log_every_n_steps=1,
+        default_root_dir=str(run.path),
+        use_distributed_sampler=False,
+        deterministic=False,  # set by _configure_torch (warn-only for ops without a deterministic kernel)
+    )
+
+
+def _train_in(run: RunDir, cfg: DictConfig, dm, guard: SignalCheckpoint) -> dict:
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _blockable())  # until the try below
+    try:
+        previous = run.read_summary()
+        skipped = _start_summary(run, cfg)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
+    if skipped is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return skipped
+    resume = bool(cfg.get("resume", True))
+    ckpt = run.checkpoint if (resume and run.checkpoint.exists()) else None
+    previous_wall = float((previous or {}).get("wall_time_s") or 0.0) if ckpt else 0.0
+    state = {"started": time.time(), "previous_wall": previous_wall, "steps": 0}
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal pending since is handled here
+        _quiet_lightning()
+        _configure_torch(cfg)
+        summary = _fit(run, cfg, dm, guard, ckpt, state)
     except Terminated as exc:
-        status, error = "failed", str(exc)
-        print(f"ijr-train: {exc}; resume with the same command", flush=True)
-        terminated = exc
-    except Exception as exc:  # noqa: BLE001 - recorded, then re-raised outside multiruns
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-        (run.path / "error.log").write_text(traceback.format_exc())
-        if not multirun:
+        status = "failed"
+        reason = f"signal {signal_name(exc.signum)}" if exc.signum else "signal"
+        print(f"ijr-train: {exc}", flush=True)
+        _finalise(run, cfg, state, status, str(exc), reason)
+        raise
+    except Diverged as exc:
+        print(f"ijr-train: diverged: {exc}", flush=True)
+        return _finalise(run, cfg, state, "diverged", str(exc), "diverged")
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        _finalise(run, cfg, state, "failed", error, "failed", traceback.format_exc())
+        if not _is_multirun() or not isinstance(exc, Exception):
             raise
         print(f"ijr-train: run failed: {error} (traceback in {run.path / 'error.log'})", flush=True)
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-        summary = _finalise(
-            run,
-            cfg,
-            status,
-            error,
-            csv_logger,
-            trainer,
-            module,
-            started,
-            previous_wall,
-            stop_reason,
-        )
-    if terminated is not None:
-        raise terminated  # a signalled process stops (a local sweep too); the run resumes later
+        return run.read_summary() or {}
     return summary
 
 
-def _finalise(
-    run, cfg, status, error, csv_logger, trainer, module, started, previous_wall, stop_reason
-) -> dict:
-    final, markers, steps = {}, {}, None
-    if csv_logger is not None:
-        csv_logger.csv.flush()
-        final = dict(csv_logger.last)
-    if trainer is not None:
-        steps = int(trainer.global_step)
-        for cb in trainer.callbacks:
-            markers.update(getattr(cb, "markers", {}) or {})
-        for lg in trainer.loggers:
-            if lg is not csv_logger:
-                try:
-                    lg.finalize(status)
-                except Exception:  # noqa: BLE001
-                    pass
-    if cfg.logger.name == "wandb":
-        from ijr.wandb_logger import finish_wandb
-
-        finish_wandb(1 if status == "failed" else 0)
-    return run.write_summary(
-        status=status,
-        error=error,
-        final=final,
-        markers=markers,
-        steps=steps,
-        stop_reason=stop_reason if status == "completed" else status,
-        wall_time_s=round(previous_wall + time.time() - started, 3),
+def _fit(run: RunDir, cfg: DictConfig, dm, guard, ckpt: Path | None, state: dict) -> dict:
+    pl.seed_everything(int(cfg.seed), workers=False, verbose=False)
+    model = build_model(
+        cfg.model.name, dm.num_classes, tuple(dm.in_shape), **(cfg.model.get("kwargs") or {})
     )
+    total_steps = total_steps_for(cfg, dm.steps_per_epoch)
+    module = build_module(cfg, model, dm, total_steps)
+    csv_logger, loggers = _make_loggers(cfg, run, dm.steps_per_epoch)
+    state["csv_logger"] = csv_logger
+    if ckpt is not None:
+        resume_step, ledger = _read_checkpoint(ckpt)
+        state["steps"] = resume_step
+        csv_logger.csv.truncate_from(resume_step, ledger)
+        run.write_summary(status="running", resumed_from_step=resume_step)
+        print(f"ijr-train: resuming {run.path} from step {resume_step}", flush=True)
+    callbacks = _callbacks(cfg, run, dm, module, guard, total_steps)
+    callbacks.append(LedgerInCheckpoint(csv_logger.csv))
+    trainer = _make_trainer(cfg, run, loggers, callbacks, total_steps)
+    state["trainer"] = trainer
+    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+    stop_reason = getattr(callbacks[0], "stop_reason", None) or "max_steps"
+    return _finalise(run, cfg, state, "completed", None, stop_reason)
+
+
+def _finalise(run, cfg, state, status, error, stop_reason, trace: str | None = None) -> dict:
+    """Record the final status on every exit path: temporary files go first (on a full disk
+    they hold the space the status needs), then error.log, then summary.json."""
+    guard_deferred = signal.pthread_sigmask(signal.SIG_BLOCK, _blockable())
+    try:
+        run.remove_temp_files()
+        final, markers = {}, {}
+        csv_logger, trainer = state.get("csv_logger"), state.get("trainer")
+        if csv_logger is not None:
+            try:
+                csv_logger.csv.flush()
+            except OSError as exc:
+                error = error or f"{type(exc).__name__}: {exc}"
+            final = dict(csv_logger.last)
+        if trainer is not None:
+            state["steps"] = int(trainer.global_step)
+            for cb in trainer.callbacks:
+                markers.update(getattr(cb, "markers", {}) or {})
+            for lg in trainer.loggers:
+                if lg is not csv_logger:
+                    try:
+                        lg.finalize(status)
+                    except Exception:  # noqa: BLE001
+                        pass
+        if cfg.logger.name == "wandb":
+            from ijr.wandb_logger import finish_wandb
+
+            finish_wandb(1 if status == "failed" else 0)
+        run.remove_temp_files()
+        if trace is not None:
+            try:
+                (run.path / "error.log").write_text(trace)
+            except OSError:
+                pass  # the summary below still names the error
+        return run.write_summary(
+            status=status,
+            error=error,
+            final=final,
+            markers=markers,
+            steps=int(state.get("steps") or 0),
+            stop_reason=stop_reason,
+            wall_time_s=round(state["previous_wall"] + time.time() - state["started"], 3),
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, guard_deferred)
+
+
+def _blockable() -> set[int]:
+    from ijr.callbacks import caught_signals
+
+    return set(caught_signals())
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _existing_files(run_dir: Path) -> str:
+    names = [n for n in ("metrics.csv", "summary.json") if (run_dir / n).exists()]
+    return f" ({', '.join(names)})" if names else ""
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -451,19 +595,36 @@ def _hydra_entry(cfg: DictConfig) -> None:
         print(f"ijr-train: stopped: {exc}", file=sys.stderr, flush=True)
         sys.exit(128 + (exc.signum or 15))
     except (ConfigError, ValueError, FileNotFoundError) as exc:
-        print(f"ijr-train: error: {exc}", file=sys.stderr, flush=True)
+        print(f"ijr-train: error: {_one_line(exc)}", file=sys.stderr, flush=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - one line; the traceback is in the run directory
-        print(f"ijr-train: run failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        message = f"{type(exc).__name__}: {_one_line(exc)}"
+        print(f"ijr-train: run failed: {message}", file=sys.stderr, flush=True)
         sys.exit(1)
+    if summary.get("run_key") is None:
+        print(f"ijr-train: failed: {summary.get('error')}", flush=True)
+        return
     run_dir = (
         Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / summary["run_key"]
     )
-    print(f"ijr-train: {summary['status']}: {run_dir} (metrics.csv, summary.json)", flush=True)
+    if summary.get("skipped"):
+        print(f"ijr-train: skipped ({summary['skipped']}): {run_dir}", flush=True)
+        return
+    print(f"ijr-train: {summary['status']}: {run_dir}{_existing_files(run_dir)}", flush=True)
 
 
 def main() -> None:
-    """Console entry point ``ijr-train``."""
+    """Console entry point ``ijr-train``: the overrides are checked first (one line and exit 2
+    for an unknown choice or key, :mod:`ijr.overrides`), then Hydra runs :func:`train`."""
+    from ijr.overrides import check_overrides
+
+    try:
+        problem = check_overrides(sys.argv[1:], CONF_DIR)
+    except Exception as exc:  # noqa: BLE001 - a config that does not compose: one line
+        problem = f"the config does not compose: {' '.join(str(exc).split())}"
+    if problem:
+        print(f"ijr-train: error: {problem}", file=sys.stderr, flush=True)
+        sys.exit(2)
     _hydra_entry()
 
 

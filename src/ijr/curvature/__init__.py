@@ -6,7 +6,7 @@ Paper 000 (Lee, Park & Lee, ICML 2023):
   :func:`logit_hessian_eigh`, the impurity lambda^(1) (:func:`impurity`; Algorithm 1 as
   :func:`impurity_power_iteration`) and the Gini bounds of Figure 1 (:func:`gini_bounds`);
 * the sharpness ||H||_sigma and the Gauss-Newton ||G||_sigma with G = <J M J^T> (eq. 9):
-  :func:`hessian_top_eigenvalue`, :func:`gauss_newton_top_eigenvalue` (Lanczos, power, PyHessian);
+  :func:`hessian_top_eigenvalue`, :func:`gauss_newton_top_eigenvalue` (Lanczos, power; the PyHessian reference lives in scripts/bench);
 * the norms of the mean logit-weight Jacobian <J> (eq. 8, Algorithm 2, Appendices G-I):
   :func:`jacobian_norms`, per-example :func:`per_example_jacobian_norms`, and
   :func:`lambda_hat` = ||H|| / ||<J>||^2 (Section 5.1);

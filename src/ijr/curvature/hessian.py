@@ -22,20 +22,14 @@ Products:
   by one backward pass.
 
 Solvers: ``method="lanczos"`` (default, largest algebraic eigenvalue, warm start via ``init``),
-``"power"`` (largest magnitude -- see :func:`ijr.curvature.solvers.power_top`), ``"pyhessian"``
-(the installed PyHessian package's ``hessian.eigenvalues``, power iteration, the paper's
-Appendix E.4 tool; run on a deep copy of the model so that its ``model.eval()``,
-``loss.backward(create_graph=True)`` and global-RNG draws cannot reach the caller's model).
+``"power"`` (largest magnitude -- see :func:`ijr.curvature.solvers.power_top`). The PyHessian
+package (the paper's Appendix E.4 tool) is the benchmarks' and tests' independent reference,
+not a method here: running it needs the global RNG and default dtype, which this package leaves
+alone; it is ``scripts/bench/pyhessian_reference.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import importlib
-import math
-import threading
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +54,7 @@ from ._functional import (
 )
 from .solvers import EigenResult, lanczos_top, power_top
 
-METHODS = ("lanczos", "power", "pyhessian")
+METHODS = ("lanczos", "power")
 
 
 class _ChunkedOperator:
@@ -212,6 +206,11 @@ def _as_flat_vector(init: Any, fm: FunctionalModel) -> torch.Tensor:
 
 
 def _check_method(method: str) -> str:
+    if method == "pyhessian":
+        raise ValueError(
+            "method='pyhessian' is not part of ijr.curvature (PyHessian needs the global RNG and "
+            "default dtype); use pyhessian_top_eigenvalue from scripts/bench/pyhessian_reference.py"
+        )
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     return method
@@ -239,11 +238,10 @@ def hessian_top_eigenvalue(
         loss_fn: ``loss_fn(logits, targets)`` returning the chunk MEAN (e.g.
             ``nn.CrossEntropyLoss(label_smoothing=...)``, ``nn.MSELoss()``).
         batches: list of (inputs, targets) chunks whose union is the probe set (or one pair).
-        method: ``"lanczos"`` (largest algebraic eigenvalue), ``"power"`` (largest magnitude,
-            optionally of H - shift I), ``"pyhessian"`` (the PyHessian package, power iteration,
-            largest magnitude; no warm start).
-        tol: relative tolerance on the eigenvalue (Lanczos: error estimate, see
-            :func:`~ijr.curvature.solvers.lanczos_top`; power/PyHessian: relative change).
+        method: ``"lanczos"`` (largest algebraic eigenvalue) or ``"power"`` (largest
+            magnitude, optionally of H - shift I).
+        tol: relative tolerance on the eigenvalue (the solvers' error estimates, see
+            :func:`~ijr.curvature.solvers.lanczos_top` and :func:`~ijr.curvature.solvers.power_top`).
         max_iter: cap on Hessian-vector products.
         init: warm start (the previous ``result.vector``); default a random vector from
             ``generator``.
@@ -264,12 +262,6 @@ def hessian_top_eigenvalue(
     tol = check_tol(tol)
     check_positive_int("max_iter", max_iter)
     generator = make_generator(generator)
-    if method == "pyhessian":
-        if init is not None:
-            raise ValueError(
-                "method='pyhessian' cannot warm start (PyHessian draws its own start vector); pass init=None"
-            )
-        return _pyhessian_top(model, loss_fn, batches, tol, max_iter, generator, dtype)
     if shift and method != "power":
         raise ValueError("shift is only used by method='power'")
     fm = FunctionalModel(model, dtype, generator)
@@ -298,16 +290,12 @@ def gauss_newton_top_eigenvalue(
     (``nn.CrossEntropyLoss()``) or ``"mse"`` (``nn.MSELoss()``). M is the Hessian of the loss with
     respect to the logits, obtained by autograd from ``loss_fn`` itself, so any normalisation and
     label smoothing are exact. G is positive semi-definite for convex losses, so Lanczos and power
-    iteration agree there. Arguments as in :func:`hessian_top_eigenvalue` (``"pyhessian"`` is not
-    available: PyHessian has no Gauss-Newton product).
+    iteration agree there. Arguments as in :func:`hessian_top_eigenvalue`.
     """
     check_model(model)
     loss_fn = _loss_from_kind(loss_fn)
     batches = as_batches(batches)
-    if _check_method(method) == "pyhessian":
-        raise ValueError(
-            "method='pyhessian' is not available for the Gauss-Newton matrix; use 'lanczos' or 'power'"
-        )
+    _check_method(method)
     tol = check_tol(tol)
     check_positive_int("max_iter", max_iter)
     generator = make_generator(generator)
@@ -365,91 +353,4 @@ def split_like_parameters(vector: torch.Tensor, model: nn.Module) -> dict[str, t
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     return dict(
         zip([n for n, _ in trainable], unflatten(vector, [p for _, p in trainable]), strict=True)
-    )
-
-
-# ------------------------------------------------------------------ PyHessian reference ----------
-class _ModeLocked(nn.Module):
-    """Wraps a module so that ``train()`` / ``eval()`` leave its mode alone (PyHessian calls
-    ``model.eval()``; the measurement must use the mode the caller chose)."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-
-    def train(self, mode: bool = True) -> _ModeLocked:  # noqa: ARG002 - the mode is locked
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x)
-
-
-_PYHESSIAN_LOCK = threading.Lock()
-
-
-def _pyhessian_top(model, loss_fn, batches, tol, max_iter, generator, dtype) -> EigenResult:
-    try:
-        pyhessian_module = importlib.import_module("pyhessian.hessian")
-    except ImportError as exc:  # pragma: no cover - pyhessian is a pinned dependency
-        raise ValueError(
-            "method='pyhessian' needs the PyHessian package (pip install pyhessian)"
-        ) from exc
-    work = copy.deepcopy(model)
-    if dtype is not None:
-        work = work.to(dtype)
-    for p in work.parameters():
-        p.grad = None
-    fm = FunctionalModel(work, dtype)  # only used for device / dtype / casting
-    chunks = fm.cast_batches(batches)
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    counter = {"products": 0}
-
-    class _Counting(pyhessian_module.hessian):
-        def dataloader_hv_product(self, v):  # one product over all chunks
-            counter["products"] += 1
-            return super().dataloader_hv_product(v)
-
-    original_hvp = pyhessian_module.hessian_vector_product
-
-    def counting_hvp(grads, params, v):
-        counter["products"] += 1
-        return original_hvp(grads, params, v)
-
-    default_dtype = torch.get_default_dtype()
-    with _PYHESSIAN_LOCK, rng_guard(fm.device), warnings.catch_warnings():
-        torch.default_generator.manual_seed(seed)
-        if fm.device.type == "cuda":
-            torch.cuda.default_generators[fm.device.index or 0].manual_seed(seed)
-        pyhessian_module.hessian_vector_product = counting_hvp
-        try:
-            torch.set_default_dtype(
-                fm.dtype
-            )  # PyHessian allocates its vectors in the default dtype
-            warnings.filterwarnings("ignore", message=".*create_graph=True.*reference cycle.*")
-            with (
-                torch.cuda.device(fm.device)
-                if fm.device.type == "cuda"
-                else contextlib.nullcontext()
-            ):
-                if len(chunks) == 1:
-                    computer = _Counting(
-                        _ModeLocked(work), loss_fn, data=chunks[0], cuda=fm.device.type == "cuda"
-                    )
-                else:
-                    computer = _Counting(
-                        _ModeLocked(work), loss_fn, dataloader=chunks, cuda=fm.device.type == "cuda"
-                    )
-                values, vectors = computer.eigenvalues(maxIter=max_iter, tol=tol, top_n=1)
-        finally:
-            torch.set_default_dtype(default_dtype)
-            pyhessian_module.hessian_vector_product = original_hvp
-    vector = flatten([t.detach() for t in vectors[0]])
-    products = counter["products"]
-    return EigenResult(
-        value=float(values[0]),
-        vector=vector / vector.norm(),
-        n_products=products,
-        residual=math.nan,  # PyHessian does not report it
-        converged=products < max_iter,
-        method="pyhessian",
     )

@@ -15,8 +15,9 @@ Appendices G-H) by one of three methods:
   VJP); ``frobenius`` is None (it needs all C columns). Its cost per step does not grow with C:
   for C = 100 it is the fastest way to ||<J>|| (scripts/bench/bench_curvature.py).
 * ``"exact"``: the C columns <J> e_c by C reverse passes through one forward graph per chunk,
-  then the C x C Gram <J>^T <J>: its largest eigenvalue, trace and 1^T K 1 / C give the three
-  norms exactly (the probes use it, since they log all three). It holds the C x m columns in
+  then the C x C Gram <J>^T <J> accumulated in float64 (blocks of the float32 columns copied to
+  float64; no float64 copy of the columns): its largest eigenvalue, trace and 1^T K 1 / C give
+  the three norms exactly (the probes use it, since they log all three). It holds the C x m columns in
   memory (C = 100, m = 36.5M for WRN-28-10 in float32: 14.6 GB -- use ``jvp`` there).
 * ``"algorithm2"``: the paper's Algorithm 2 (Appendix E.5), power iteration with C+1 scalar
   differentiations per step, kept as the reference; it also yields the Frobenius and ``ones``
@@ -46,6 +47,7 @@ from ._functional import (
     rng_guard,
     unflatten,
 )
+from ._precise import Float64Reductions, gram64, norm64
 from .solvers import lanczos_top
 
 JACOBIAN_METHODS = ("exact", "jvp", "algorithm2")
@@ -200,7 +202,9 @@ def jacobian_norms(
 
 def _exact(jac: MeanLogitJacobian) -> JacobianNorms:
     cols = jac.columns()
-    gram = (cols @ cols.T).to(torch.float64)
+    # float64 accumulation over the m entries (a float32 Gram was off by 3.3e-3 in the ones-norm
+    # on a 9.76 M-parameter vgg11_bn; tests/test_curvature_precision.py)
+    gram = gram64(cols)
     eigenvalues = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
     c = jac.num_classes
     ones_sq = float(gram.sum()) / c
@@ -219,7 +223,7 @@ def _exact(jac: MeanLogitJacobian) -> JacobianNorms:
 def _ones_norm(jac: MeanLogitJacobian) -> float:
     c = jac.num_classes
     u = torch.full((c,), 1.0 / math.sqrt(c), device=jac.fm.device, dtype=jac.fm.dtype)
-    return float(torch.linalg.vector_norm(jac.vjp(u)))
+    return norm64(jac.vjp(u))
 
 
 def _lanczos_gram(
@@ -249,18 +253,19 @@ def _algorithm2(
     c = jac.num_classes
     u = random_vector(c, generator, jac.fm.device, jac.fm.dtype)
     u = u / torch.linalg.vector_norm(u)
+    red = Float64Reductions(jac.fm.device)
     estimate = math.nan
     converged = False
     frobenius = ones = math.nan
     for _ in range(max_iter):
         ju = jac.vjp(u)  # <J> u = grad <u^T z>: 1 scalar differentiation
-        v = ju / torch.linalg.vector_norm(ju)
+        v = ju / red.norm(ju)
         grads = jac.columns()  # grad <z_c> for c = 1..C: C scalar differentiations
-        jtv = grads @ v  # <J>^T v
-        u = jtv / torch.linalg.vector_norm(jtv)
+        jtv = red.rows_dot(grads, v)  # <J>^T v (a C-vector, float64)
         new = float(torch.linalg.vector_norm(jtv))  # = v^T <J> u with the updated u
-        frobenius = float(torch.linalg.vector_norm(grads))
-        ones = float(torch.linalg.vector_norm(grads.sum(0))) / math.sqrt(c)
+        u = (jtv / new).to(jac.fm.dtype)
+        frobenius = math.sqrt(max(float(torch.trace(red.gram(grads))), 0.0))
+        ones = red.norm(grads.sum(0)) / math.sqrt(c)
         if math.isfinite(estimate) and abs(new - estimate) <= tol * abs(new):
             estimate = new
             converged = True
@@ -313,14 +318,16 @@ def per_example_jacobian_norms(
             micro = max(1, max_elements // max(1, num_classes * fm.num_parameters))
             for start in range(0, x.shape[0], micro):
                 jac = per_example(primals, x[start : start + micro])
-                gram = sum(
-                    j.reshape(j.shape[0], num_classes, -1)
-                    @ j.reshape(j.shape[0], num_classes, -1).transpose(1, 2)
-                    for j in jac
-                )
-                top = torch.linalg.eigvalsh(gram.to(torch.float64))[:, -1].clamp_min(0.0)
+                gram = sum(_batched_gram64(j, num_classes) for j in jac)
+                top = torch.linalg.eigvalsh(gram)[:, -1].clamp_min(0.0)
                 out.append(top.sqrt().to(fm.dtype))
     return torch.cat(out)
+
+
+def _batched_gram64(jac: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """J J^T per example, in float64, for one parameter tensor's per-example Jacobians."""
+    rows = jac.reshape(jac.shape[0], num_classes, -1).to(torch.float64)
+    return rows @ rows.transpose(1, 2)
 
 
 def _require_independent_examples(model: nn.Module, name: str) -> None:
@@ -375,7 +382,8 @@ def io_jacobian_norms(
                 (g,) = torch.autograd.grad(probs[:, c].sum(), x, retain_graph=c + 1 < num_classes)
                 rows.append(g.reshape(x.shape[0], -1))
             jac = torch.stack(rows, dim=1)  # (n, C, d)
-            gram = (jac @ jac.transpose(1, 2)).to(torch.float64)
+            jac = jac.to(torch.float64)  # reductions over the d inputs in float64
+            gram = jac @ jac.transpose(1, 2)
             out.append(torch.linalg.eigvalsh(gram)[:, -1].clamp_min(0.0).sqrt().to(fm.dtype))
     return torch.cat(out)
 

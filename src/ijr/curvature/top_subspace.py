@@ -42,6 +42,7 @@ from ._functional import (
     check_model,
     rng_guard,
 )
+from ._precise import gram64
 from .jacobian import _require_independent_examples
 from .logit_eigensystem import logit_hessian_eigh
 from .sgd_noise import mean_gradient
@@ -109,9 +110,9 @@ class MarginDirections:
 
     def mean_cosines(self) -> torch.Tensor:
         """(C, C) cosine similarities between the m_bar^i (Figure 9, right); NaN for empty D_i."""
-        norms = self.means.norm(dim=1)
-        unit = self.means / norms.clamp_min(torch.finfo(self.means.dtype).tiny).unsqueeze(1)
-        cos = unit @ unit.T
+        gram = gram64(self.means)  # float64 accumulation over the m parameters
+        norms = gram.diagonal().clamp_min(0).sqrt()
+        cos = gram / torch.outer(norms, norms).clamp_min(torch.finfo(torch.float64).tiny)
         empty = self.counts == 0
         cos[empty, :] = math.nan
         cos[:, empty] = math.nan

@@ -162,8 +162,9 @@ class TensorDataModule(pl.LightningDataModule):
         """Load, subset and standardise once; then put the tensors on the trainer's root device
         (when attached to a Trainer) or on ``self.device``. Safe to call repeatedly."""
         if not self._ready:
-            self._load(load_source(self.config))
-            self.identity = data_identity(self.config)
+            source = load_source(self.config)
+            self._load(source)
+            self.identity = data_identity(self.config, source)
             self._ready = True
         target = self.trainer.strategy.root_device if self.trainer is not None else self.device
         self.to(target)

@@ -99,11 +99,16 @@ def _dataset_files(cfg: DataConfig) -> tuple[str, list[Path], Path]:
     return "imagefolder", _tree_files(root), root
 
 
-def data_identity(cfg: DataConfig) -> str | None:
+def data_identity(cfg: DataConfig, source=None) -> str | None:
     """The identity of the dataset ``cfg`` reads (see the module docstring), or ``None`` for a
-    dataset the config alone determines (digits, synthetic). Raises the loaders' one-line
+    dataset the config alone determines (digits, synthetic). ``source``: the opened
+    :class:`~ijr.data.sources.Source`, whose image-tree listing is reused (the same files in the
+    same order as listing them here). Raises the loaders' one-line
     :class:`~ijr.data.DatasetNotFound` when the data is not there."""
     if cfg.name in ("digits", "synthetic"):
         return None
+    if source is not None and source.listed_files:
+        kind = "cifar10-tree" if cfg.name == "cifar10" else "imagefolder"
+        return fingerprint_files(kind, source.listed_files, source.listed_base)
     kind, files, base = _dataset_files(cfg)
     return fingerprint_files(kind, files, base)

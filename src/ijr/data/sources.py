@@ -86,6 +86,10 @@ class Source:
     train: SourceSplit
     test: SourceSplit
     origin: str  # where the examples came from, for logs and error messages
+    # the files listed while opening an image tree and their folder (ijr.data.identity reuses
+    # them instead of listing the tree again); empty for other formats
+    listed_files: tuple[Path, ...] = ()
+    listed_base: Path | None = None
 
 
 def load_source(cfg: DataConfig) -> Source:
@@ -395,24 +399,40 @@ def decode_images(
     files: Sequence[Path], image_size: tuple[int, int], channels: int, resize: bool
 ) -> torch.Tensor:
     """Decode image files with PIL into a (n, channels, H, W) uint8 tensor."""
-    from PIL import Image
 
     height, width = image_size
     mode = "RGB" if channels == 3 else "L"
     out = np.empty((len(files), height, width, channels), dtype=np.uint8)
     for i, path in enumerate(files):
-        with Image.open(path) as im:
-            im = im.convert(mode)
-            if im.size != (width, height):
-                if not resize:
-                    raise ValueError(
-                        f"image {path} is {im.size[0]}x{im.size[1]}, expected {width}x{height}; "
-                        "set data.image_size to resize all images"
-                    )
-                im = im.resize((width, height), Image.BILINEAR)
-            arr = np.asarray(im)
-        out[i] = arr.reshape(height, width, channels)
+        out[i] = _decode_one(path, height, width, channels, mode, resize)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def _decode_one(path: Path, height: int, width: int, channels: int, mode: str, resize: bool):
+    """One image as an (H, W, C) uint8 array; a file PIL cannot decode is one line naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return _fit_image(im.convert(mode), path, height, width, channels, resize)
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise ValueError(
+            f"cannot decode image {path} ({_one_line(exc)}); replace or remove the file"
+        ) from None
+
+
+def _fit_image(im, path: Path, height: int, width: int, channels: int, resize: bool):
+    from PIL import Image
+
+    if im.size != (width, height):
+        if not resize:
+            raise ValueError(
+                f"image {path} is {im.size[0]}x{im.size[1]}, expected {width}x{height}; "
+                "set data.image_size to resize all images"
+            )
+        im = im.resize((width, height), Image.BILINEAR)
+    return np.asarray(im).reshape(height, width, channels)
 
 
 class _ImageTreeSplit:
@@ -436,11 +456,23 @@ class _ImageTreeSplit:
         return self.cache_dir / f"{self.tag}-{len(files)}-{key}.pt"
 
     def _read_cache(self, path: Path | None, n: int) -> torch.Tensor | None:
+        """The cached images, or None when there is no cache; a cache file that cannot be read
+        (truncated by a kill or a full disk) or does not match is removed and rebuilt, with a
+        warning naming it."""
         if path is None or not path.is_file():
             return None
-        images = torch.load(path, map_location="cpu", weights_only=True)["images"]
-        if images.dtype != torch.uint8 or images.shape[0] != n:
-            raise ValueError(f"decoded-image cache {path} is inconsistent; delete it and rerun")
+        try:
+            images = torch.load(path, map_location="cpu", weights_only=True)["images"]
+            if images.dtype != torch.uint8 or images.shape[0] != n:
+                raise ValueError(f"{images.dtype} images of shape {tuple(images.shape)}")
+        except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt the same way
+            warnings.warn(
+                f"decoded-image cache {path} is unreadable ({_one_line(exc)[:160]}); "
+                "removed, decoding the images again",
+                stacklevel=2,
+            )
+            path.unlink(missing_ok=True)
+            return None
         return images
 
     def _write_cache(self, path: Path | None, images: torch.Tensor) -> None:
@@ -531,6 +563,8 @@ def image_tree_source(
         train=splits[0],
         test=splits[1],
         origin=f"ImageFolder tree {tree}",
+        listed_files=tuple(train_files) + tuple(test_files),
+        listed_base=tree,
     )
 
 
