@@ -21,7 +21,7 @@ export HYDRA_FULL_ERROR ?= 0
 COMMON := profile=$(PROFILE) hydra/launcher=$(LAUNCHER) paths.runs=$(RUNS) data.root=$(DATA_ROOT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync p004
+.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync p004 claims
 REPRODUCE = $(PY) scripts/reproduce.py --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) --overrides '$(OVERRIDES)'
 
 help: ## list the targets
@@ -89,6 +89,9 @@ p004: p004-fig1 p004-fig2 p004-fig3 p004-sec4 ## companion paper 004 (Li, Wang &
 
 p004-%: install ## one paper-004 figure: p004-fig1 (phases) p004-fig2 (anomalies) p004-fig3 (Gram) p004-sec4 (linear net)
 	$(REPRODUCE) p004-$*
+
+claims: install ## the papers' claims checked: train what fits PROFILE (e.g. PROFILE=cpu), draw its figures, write results/$(PROFILE)/claims/claims.{md,csv}
+	$(PY) -m ijr.claims.runner --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE))
 
 wandb-sync: install ## upload offline W&B runs found under RUNS
 	@found=$$(find $(RUNS) -type d -name 'offline-run-*' 2>/dev/null); \

@@ -6,9 +6,11 @@
         --metrics probe/sharpness,probe/jacobian_ones_sq,probe/impurity_mean --style-by optim.lr
     ijr-report fig8   --runs runs/fig10_subspace --out results/quick/fig30 --steps 100,200,400
     ijr-report fig7   --out results/quick/fig7 --p 0.45,0.25,0.15,0.1,0.05
+    ijr-report claims --runs runs/ --profile cpu --out results/cpu/claims
 
 Tables write ``OUT.md``, ``OUT.csv`` and ``OUT.tex``; figures ``OUT.png`` and ``OUT.pdf``. Every
-written path is printed. Bad input (no runs, unknown report, a selection that matches nothing)
+written path is printed. ``claims`` checks every experiment's ``claims:`` (conf/experiment/)
+against the runs of one profile and writes ``OUT/claims.md`` and ``OUT/claims.csv``. Bad input (no runs, unknown report, a selection that matches nothing)
 is one line on stderr and exit code 2.
 """
 
@@ -19,6 +21,9 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from ijr.claims import paired
+from ijr.claims.evaluate import evaluate_all, finished_runs, write_claims
+from ijr.claims.spec import load_experiments
 from ijr.reporting import figures, p004, table2, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
 
@@ -44,7 +49,8 @@ COMPANION_FIGURES = tuple(
     p004.REPORTS
 )  # companion papers: p004-fig1, p004-fig2, p004-fig3, p004-sec4
 COMPANION_TABLES = ("p004-markers",)  # paper 004's phase / anomaly markers and Gram extremes
-REPORTS = TABLES + FIGURES + COMPANION_FIGURES + COMPANION_TABLES
+CLAIMS = ("claims",)  # every experiment's claims: OUT/claims.md, OUT/claims.csv (ijr.claims)
+REPORTS = TABLES + FIGURES + COMPANION_FIGURES + COMPANION_TABLES + CLAIMS
 
 
 class UsageError(Exception):
@@ -233,6 +239,19 @@ def _figure(args, runs) -> list:
     return figures.save_figure(fig, args.out)
 
 
+def _claims(args) -> list:
+    if not args.profile:
+        raise UsageError("claims needs --profile (quick, paper or cpu)")
+    frame = evaluate_all(args.runs, args.profile)
+    runs = finished_runs(args.runs, args.profile)
+    sources = {e.runs_of or e.name for e in load_experiments(args.profile)}
+    runs = runs[runs["experiment"].isin(sources)]  # the runs the claims are judged on
+    written = write_claims(frame, args.out, args.profile, runs=runs)
+    if (runs["experiment"] == paired.EXPERIMENT).any():  # Table 1 with seeds paired
+        written += paired.write_paired(paired.paired_table(runs), args.out)
+    return written
+
+
 def run(argv: Sequence[str] | None = None) -> list:
     """Parse ``argv``, write the report and return the written paths (raises on bad input)."""
     args = build_parser().parse_args(argv)
@@ -244,6 +263,8 @@ def run(argv: Sequence[str] | None = None) -> list:
         return figures.save_figure(figures.fig7(p), args.out)
     if not args.runs:
         raise UsageError(f"{args.report} needs --runs DIR")
+    if args.report in CLAIMS:
+        return _claims(args)
     if args.expected_seeds is not None and args.expected_seeds < 1:
         raise UsageError(f"--expected-seeds must be >= 1, got {args.expected_seeds}")
     runs = load_runs(args.runs)

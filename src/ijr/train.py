@@ -31,6 +31,7 @@ from ijr.callbacks import (
     Terminated,
     signal_name,
 )
+from ijr.claims.scale import apply_scale_overrides
 from ijr.data import build_datamodule
 from ijr.methods import build_module
 from ijr.methods import names as method_names
@@ -65,7 +66,7 @@ def apply_profile(cfg: DictConfig) -> DictConfig:
     it; ``profile=paper`` changes nothing). The training-set and probe-set sizes need the
     dataset's size and are applied by :func:`resolve_data_cap`. The returned config, after
     that, is what runs, what is hashed into the run key and what is saved."""
-    cfg = cfg.copy()
+    cfg = apply_scale_overrides(cfg.copy())  # profile=cpu: the experiment's cpu_scale.overrides
     prof = cfg.get("profile") or {}
     with open_dict(cfg):
         cap = prof.get("max_steps")

@@ -55,6 +55,8 @@ BOOKKEEPING_KEYS = (
     "logger.*",
     "profile.*",
     "hydra.*",
+    "claims",  # the experiment's claims (checks over finished runs, ijr.claims)
+    "cpu_scale.*",  # its effect is in the resolved keys
     "data.root",
     "data.download",
     "data.archive",

@@ -1,0 +1,112 @@
+"""Blocks of README.md and results/README.md generated from results files, so that no number in
+them is copied by hand: the claims table (from ``results/<profile>/claims/claims.csv``) and the
+runs behind it (from ``results/<profile>/claims/runs.csv``).
+
+A block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``:
+
+    python -m ijr.claims.readme --results results/cpu README.md results/README.md  # rewrite
+    python -m ijr.claims.readme --results results/cpu --check README.md            # 1 if stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from ijr.claims.checks import STATUSES
+from ijr.claims.evaluate import RUN_COLUMNS
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def claims_block(results: Path) -> str:
+    """Status counts and one row per claim (experiment, claim, paper, status, measured)."""
+    frame = pd.read_csv(results / "claims" / "claims.csv", keep_default_na=False)
+    tally = ", ".join(f"{int((frame['status'] == s).sum())} {s}" for s in STATUSES)
+    lines = [
+        f"{len(frame)} claims: {tally} (`{results.parent.name}/{results.name}/claims/claims.md`).",
+        "",
+        "| experiment | claim | paper | status | measured |",
+        "|---|---|---|---|---|",
+    ]
+    for _, row in frame.iterrows():
+        cells = [
+            row["experiment"],
+            row["claim"],
+            row["paper"],
+            f"**{row['status']}**",
+            row["measured"],
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def runs_block(results: Path) -> str:
+    """The runs the claims were judged on, with their wall time (one thread)."""
+    frame = pd.read_csv(results / "claims" / "runs.csv", keep_default_na=False)
+    columns = [c for c in RUN_COLUMNS if c in frame.columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in frame.iterrows():
+        values = [row[c] for c in columns]
+        if "wall_time_s" in columns and row["wall_time_s"] != "":
+            values[columns.index("wall_time_s")] = f"{float(row['wall_time_s']) / 60:.1f} min"
+        lines.append("| " + " | ".join(_cell(v) for v in values) + " |")
+    return "\n".join(lines)
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {"claims": claims_block, "claims-runs": runs_block}
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(
+        rf"(<!-- generated:{re.escape(name)} -->\n)(.*?)(<!-- /generated:{re.escape(name)} -->)",
+        re.DOTALL,
+    )
+
+
+def render(text: str, results: Path) -> str:
+    """``text`` with every generated block it holds rewritten from ``results``."""
+    for name, build in BLOCKS.items():
+        pattern = _pattern(name)
+        if pattern.search(text):
+            body = build(results) + "\n"
+            text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(3), text)
+    return text
+
+
+def blocks_in(text: str) -> list[str]:
+    return [name for name in BLOCKS if _pattern(name).search(text)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", help="markdown files holding generated blocks")
+    parser.add_argument("--results", default="results/cpu", help="results/<profile> folder")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a block is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for name in args.files:
+        path = Path(name)
+        text = path.read_text()
+        new = render(text, Path(args.results))
+        if new != text:
+            stale.append(name)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(
+            f"claims.readme: out of date: {', '.join(stale)} (run without --check)", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""``make claims``: train every experiment that has its own runs in a profile (one Hydra multirun
+each, one after the other), draw the figures of scripts/reproduce.py from them (an experiment
+with ``<profile>_scale.runs_of`` is drawn from that experiment's runs), then ``ijr-report
+claims`` over them.
+
+    python -m ijr.claims.runner --profile cpu --runs runs --results results --data-root data
+
+Experiments marked ``<profile>_scale.gpu_scale`` are not trained (their claims report
+``not run``); those with ``<profile>_scale.runs_of`` are checked on another experiment's runs.
+Re-running skips finished runs and resumes killed ones (``ijr-train`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from ijr.claims.evaluate import JUDGED_RUN_STATUSES
+from ijr.claims.spec import CONF_DIR, load_experiments
+from ijr.reporting.runs import load_runs
+
+BIN = Path(sys.executable).parent
+REPO = CONF_DIR.parent
+# Order of the training queue where it matters (the experiments most claims depend on first);
+# the others follow in file order.
+PRIORITY = (
+    "fig4_arp",
+    "fig3_trajectory",
+    "fig5_lr",
+    "fig35_mse",
+    "fig5_batch",
+    "fig10_subspace",
+    "table5_simplecnn",
+    "table1_simplecnn",
+)
+
+
+def trained_experiments(profile: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    """Experiments with their own runs in ``profile`` (not GPU-scale, not ``runs_of``), queued."""
+    own = [e.name for e in load_experiments(profile, conf_dir) if not e.gpu_scale and not e.runs_of]
+    first = [name for name in PRIORITY if name in own]
+    return first + [name for name in own if name not in first]
+
+
+def train_command(experiment: str, args: argparse.Namespace) -> list[str]:
+    cmd = [
+        str(BIN / "ijr-train"),
+        "-m",
+        f"experiment={experiment}",
+        f"profile={args.profile}",
+        f"hydra/launcher={args.launcher}",
+        f"paths.runs={args.runs}",
+        f"data.root={args.data_root}",
+        "trainer.progress_bar=false",
+    ]
+    return cmd + ([f"data.archive={args.archive}"] if args.archive else [])
+
+
+def report_command(args: argparse.Namespace) -> list[str]:
+    out = Path(args.results) / args.profile / "claims"
+    return [
+        str(BIN / "ijr-report"),
+        "claims",
+        "--runs",
+        str(args.runs),
+        "--profile",
+        args.profile,
+        "--out",
+        str(out),
+    ]
+
+
+def _reproduce_targets() -> dict:
+    """scripts/reproduce.py's TARGETS: target -> (experiments, paper-only ones, reports)."""
+    spec = importlib.util.spec_from_file_location("_reproduce", REPO / "scripts" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.TARGETS
+
+
+def _all_finished(folder: Path, profile: str) -> bool:
+    """Whether ``folder`` holds runs of ``profile`` and all of them have finished (a figure is
+    never drawn from a run still in progress)."""
+    if not folder.is_dir():
+        return False
+    runs = load_runs(folder)
+    runs = runs[runs["profile"].astype(str) == profile]
+    return not runs.empty and bool(runs["status"].isin(JUDGED_RUN_STATUSES).all())
+
+
+def figure_commands(args: argparse.Namespace) -> list[list[str]]:
+    """``ijr-report`` for every figure of scripts/reproduce.py whose experiment is trained (or
+    has ``runs_of``) in the profile, into RESULTS/PROFILE/; those without runs, or with a run
+    still in progress, are skipped."""
+    experiments = {e.name: e for e in load_experiments(args.profile)}
+    out_dir = Path(args.results) / args.profile
+    commands = []
+    for target, (_, _, reports) in _reproduce_targets().items():
+        for name, stem, folder, extra in reports:
+            if not target.startswith("fig") or folder is None or name in ("table1", "table2"):
+                continue
+            exp = experiments.get(folder)
+            if exp is None or exp.gpu_scale:
+                continue
+            runs = Path(args.runs) / (exp.runs_of or folder)
+            if not _all_finished(runs, args.profile):
+                continue
+            cmd = [str(BIN / "ijr-report"), name, "--runs", str(runs), "--out", str(out_dir / stem)]
+            commands.append(cmd + ["--profile", args.profile, *extra])
+    return commands
+
+
+def _call(cmd: list[str]) -> int:
+    print("+ " + " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cpu", help="conf/profile/<name>.yaml")
+    parser.add_argument("--runs", default="runs", help="paths.runs")
+    parser.add_argument("--results", default="results", help="claims go to RESULTS/PROFILE/claims/")
+    parser.add_argument("--data-root", default="data", help="data.root")
+    parser.add_argument("--archive", default="", help="data.archive (CIFAR-10 ImageFolder .tar.gz)")
+    parser.add_argument("--launcher", default="local", help="hydra/launcher")
+    parser.add_argument(
+        "--only", default="", help="comma-separated experiments to train (default: all)"
+    )
+    parser.add_argument("--no-train", action="store_true", help="only the claims report")
+    parser.add_argument("--no-report", action="store_true", help="only the training queue")
+    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    args = parser.parse_args(argv)
+    queue = trained_experiments(args.profile)
+    if args.only:
+        wanted = [e.strip() for e in args.only.split(",") if e.strip()]
+        unknown = [e for e in wanted if e not in queue]
+        if unknown:
+            print(
+                f"claims: not trained in profile={args.profile}: {', '.join(unknown)}",
+                file=sys.stderr,
+            )
+            return 2
+        queue = wanted
+    failed = 0 if args.no_train else sum(_call(train_command(e, args)) != 0 for e in queue)
+    if not args.no_report:
+        if not args.no_figures:
+            failed += sum(_call(cmd) != 0 for cmd in figure_commands(args))
+        failed += _call(report_command(args)) != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

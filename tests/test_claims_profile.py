@@ -1,0 +1,186 @@
+"""profile=cpu (conf/profile/cpu.yaml + each experiment's cpu_scale block), the claims' training
+queue (ijr.claims.runner), the README blocks generated from results/ (ijr.claims.readme) and one
+real cpu-profile claim on real CIFAR-10 (slow)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import CONF_DIR, REPO, SHARED_CIFAR, cli
+from ijr.claims import readme
+from ijr.claims.evaluate import evaluate_all
+from ijr.claims.runner import figure_commands, trained_experiments
+from ijr.claims.spec import load_experiments
+from ijr.train import apply_profile, validate
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+CPU = {e.name: e for e in load_experiments("cpu")}
+
+
+def _compose(*overrides: str, hydra: bool = False):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def _sweep(experiment: str) -> dict[str, list[str]]:
+    base = _compose(f"experiment={experiment}", "profile=cpu", hydra=True)
+    params = OmegaConf.to_container(base.hydra.sweeper.params, resolve=True) or {}
+    return {k: str(v).split(",") for k, v in params.items()}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_or_is_refused_in_one_line_at_cpu_scale(experiment):
+    spec = CPU[experiment]
+    sweep = _sweep(experiment)
+    for pick in (0, -1):
+        cfg = _compose(
+            f"experiment={experiment}", "profile=cpu", *(f"{k}={v[pick]}" for k, v in sweep.items())
+        )
+        if spec.gpu_scale or spec.runs_of:
+            with pytest.raises(ValueError, match="GPU-scale|checked on the runs of") as exc:
+                apply_profile(cfg)
+            assert "\n" not in str(exc.value)
+            continue
+        run = apply_profile(cfg)
+        validate(run)
+        resolved = OmegaConf.to_container(run, resolve=True)
+        assert resolved["profile"]["name"] == "cpu"
+        assert resolved["trainer"]["max_steps"] <= 2000  # <= 20 min per run on one thread
+        assert resolved["data"]["subset"] == 5000  # cifar10-5k
+
+
+def test_cpu_overrides_are_merged_and_recorded_and_the_command_line_can_cut_them():
+    run = apply_profile(_compose("experiment=fig4_arp", "profile=cpu"))
+    assert run.model.name == "fcn3" and dict(run.model.kwargs) == {
+        "width": 200,
+        "activation": "relu",
+    }
+    assert run.data.batch_size == "full" and run.optim.lr == 0.1 and run.trainer.until_loss is None
+    assert run.probes.size == 1000 and run.setting == "setting1"  # the rest of the experiment stays
+    assert OmegaConf.to_container(run.profile.overrides, resolve=True)["optim"] == {"lr": 0.1}
+    cut = apply_profile(
+        _compose(
+            "experiment=fig4_arp",
+            "profile=cpu",
+            "cpu_scale.overrides.optim.lr=0.2",
+            "cpu_scale.max_steps=50",
+        )
+    )
+    assert cut.optim.lr == 0.2 and cut.trainer.max_steps == 50
+    quick = apply_profile(_compose("experiment=fig4_arp", "profile=quick"))
+    assert quick.model.name == "cnn6" and quick.optim.lr == 0.01  # other profiles ignore cpu_scale
+
+
+def test_cpu_sweeps_come_from_cpu_scale_and_other_profiles_keep_theirs():
+    assert _sweep("fig5_lr")["optim.lr"] == ["0.05", "0.1", "0.2"]
+    assert _sweep("fig5_batch")["data.batch_size"] == ["100", "500", "2500"]
+    base = _compose("experiment=fig5_lr", "profile=paper", hydra=True)
+    assert (
+        str(OmegaConf.to_container(base.hydra.sweeper.params, resolve=True)["optim.lr"])
+        == "0.01,0.02,0.03"
+    )
+
+
+def test_claims_and_cpu_scale_are_not_part_of_the_run_key():
+    from ijr.rundir import compute_run_key
+
+    cfg = apply_profile(_compose("experiment=fig4_arp", "profile=cpu"))
+    edited = cfg.copy()
+    edited.claims = []
+    assert compute_run_key(edited) == compute_run_key(cfg)
+
+
+def test_queue_order_and_what_is_not_trained():
+    queue = trained_experiments("cpu")
+    assert queue[:4] == ["fig4_arp", "fig3_trajectory", "fig5_lr", "fig35_mse"]
+    for name, spec in CPU.items():
+        assert (name in queue) == (not spec.gpu_scale and not spec.runs_of)
+
+
+def test_figures_of_runs_of_experiments_are_drawn_from_the_runs_they_name(tmp_path):
+    from test_claims import write_run
+
+    write_run(tmp_path, "fig4_arp", "k", {"x": [0] * 11})
+    write_run(tmp_path, "fig5_lr", "k", {"x": [0] * 11}, status="running")  # not drawn yet
+    args = argparse.Namespace(profile="cpu", runs=str(tmp_path), results=str(tmp_path / "results"))
+    commands = {cmd[1]: cmd for cmd in figure_commands(args)}
+    assert {"fig1", "fig2", "fig4", "curves"} <= set(commands)
+    assert commands["fig1"][3] == str(tmp_path / "fig4_arp")  # fig1_impurity -> fig4_arp's runs
+    assert all("fig5" not in c[3] for c in commands.values())  # a run in progress: skipped
+
+
+# --------------------------------------------------------------------------- README blocks
+def test_render_rewrites_only_the_generated_blocks(tmp_path):
+    results = tmp_path / "results" / "cpu"
+    (results / "claims").mkdir(parents=True)
+    (results / "claims" / "claims.csv").write_text(
+        "experiment,claim,paper,statement,status,measured,expected\nfig4_arp,c,000,s,pass,max ratio 1.1,e\n"
+    )
+    text = "intro 42\n<!-- generated:claims -->\nold\n<!-- /generated:claims -->\nend\n"
+    empty = "<!-- generated:claims -->\n<!-- /generated:claims -->\n"
+    assert "1 claims" in readme.render(empty, results)  # an empty block is filled too
+    new = readme.render(text, results)
+    assert new.startswith("intro 42\n") and new.endswith("end\n")
+    assert "1 claims: 1 pass, 0 fail" in new and "max ratio 1.1" in new and "old" not in new
+    path = tmp_path / "R.md"
+    path.write_text(text)
+    assert readme.main(["--results", str(results), "--check", str(path)]) == 1
+    assert readme.main(["--results", str(results), str(path)]) == 0
+    assert readme.main(["--results", str(results), "--check", str(path)]) == 0
+
+
+@pytest.mark.parametrize("name", ["README.md", "results/README.md"])
+def test_committed_readme_numbers_match_the_committed_results(name):
+    """The claims table and the run timings in the READMEs are generated from results/cpu/."""
+    text = (REPO / name).read_text()
+    assert readme.blocks_in(text), f"{name} has no generated claims block"
+    assert readme.render(text, REPO / "results" / "cpu") == text, (
+        f"{name} is out of date: python -m ijr.claims.readme --results results/cpu {name}"
+    )
+
+
+def test_committed_claims_table_matches_the_committed_claims_csv():
+    md = (REPO / "results" / "cpu" / "claims" / "claims.md").read_text()
+    import pandas as pd
+
+    frame = pd.read_csv(REPO / "results" / "cpu" / "claims" / "claims.csv", keep_default_na=False)
+    head = re.search(r"(\d+) claims: (\d+) pass, (\d+) fail", md)
+    assert head and int(head.group(1)) == len(frame)
+    assert int(head.group(2)) == int((frame["status"] == "pass").sum())
+    assert int(head.group(3)) == int((frame["status"] == "fail").sum())
+
+
+# --------------------------------------------------------------------------- real CIFAR-10
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not SHARED_CIFAR.is_file(), reason="shared/data/cifar10-jpeg.tar.gz not present"
+)
+def test_cpu_profile_sharpens_to_the_edge_of_stability_on_real_cifar10(tmp_path):
+    """fig4_arp's cpu setting (3FCN, full-batch GD at lr 0.1) cut to 2,000 images and 150 steps:
+    the claim `progressive_sharpening_to_eos` passes on real CIFAR-10."""
+    runs, data = tmp_path / "runs", tmp_path / "data"
+    code = cli(
+        "experiment=fig4_arp",
+        "profile=cpu",
+        f"paths.runs={runs}",
+        f"data.root={data}",
+        f"data.archive={SHARED_CIFAR}",
+        "trainer.progress_bar=false",
+        "cpu_scale.data_subset=2000",
+        "cpu_scale.overrides.data.subset=2000",
+        "cpu_scale.max_steps=150",
+        "cpu_scale.overrides.trainer.max_steps=150",
+        "cpu_scale.overrides.probes.size=500",
+        "cpu_scale.overrides.probes.expensive=[sharpness,rho_b]",
+    )
+    assert code == 0
+    frame = evaluate_all(runs, "cpu")
+    row = frame[
+        (frame["experiment"] == "fig4_arp") & (frame["claim"] == "progressive_sharpening_to_eos")
+    ].iloc[0]
+    assert row["status"] == "pass", row.to_dict()
