@@ -1,5 +1,5 @@
 """ijr.curvature on tiny models against exact dense float64 computations (paper 000, eqs. 8-9,
-Proposition 5.2; paper 002), plus the non-perturbation contract of DESIGN.md ("Curvature")."""
+Proposition 5.2; paper 002), plus the non-perturbation contract of docs/design.md ("Curvature")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""metrics.csv — the long-lived source of truth of a run (DESIGN.md contract 1).
+"""metrics.csv — the long-lived source of truth of a run (docs/design.md contract 1).
 
 One row per logged step: ``step``, ``epoch``, then one column per metric name in order of first
 appearance. Rows are appended (and flushed) as training goes, so a killed run keeps what it

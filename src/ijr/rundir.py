@@ -1,4 +1,4 @@
-"""Run directories (DESIGN.md contract 1).
+"""Run directories (docs/design.md contract 1).
 
 ``<paths.runs>/<experiment_name>/<run_key>/`` holds ``.hydra/config.yaml`` (the resolved config),
 ``metrics.csv``, ``summary.json`` and ``checkpoints/last.ckpt``. ``run_key`` is a short hash of

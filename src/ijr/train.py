@@ -1,6 +1,6 @@
 """``ijr-train``: a plain :func:`train` (config in, summary out) wrapped by ``@hydra.main``.
 
-``train(cfg)`` owns the run directory (DESIGN.md contract 1): it writes the resolved config,
+``train(cfg)`` owns the run directory (docs/design.md contract 1): it writes the resolved config,
 ``summary.json`` (``running`` first, always finalised), ``metrics.csv`` and
 ``checkpoints/last.ckpt``; it skips a completed run and resumes a killed one in the same
 directory. It never raises for a diverged run (status ``diverged``); in a multirun it records a

@@ -1,6 +1,6 @@
 """A functional view of a model for measurements, and the small helpers every probe shares.
 
-Non-perturbation (DESIGN.md, "Curvature"): a :class:`FunctionalModel` evaluates the caller's
+Non-perturbation (docs/design.md, "Curvature"): a :class:`FunctionalModel` evaluates the caller's
 module through ``torch.func.functional_call`` with *copies* of its state, so nothing the
 measurement does can reach the model:
 

@@ -10,7 +10,7 @@ Jacobian of the softmaxed model (paper 002).
 ``jacobian_norms`` returns ||<J>|| (spectral), ||<J>||_F and ||<J> 1/sqrt(C)|| (the "<J>1-hat" of
 Appendices G-H) by one of three methods:
 
-* ``"jvp"`` (default, as DESIGN.md's API fixes it): Lanczos on the C x C Gram K = <J>^T <J> with
+* ``"jvp"`` (default, as docs/design.md's API fixes it): Lanczos on the C x C Gram K = <J>^T <J> with
   K u = <J>^T(<J> u) (one VJP + one JVP per step); gives the spectral norm and ``ones`` (one extra
   VJP); ``frobenius`` is None (it needs all C columns). Its cost per step does not grow with C:
   for C = 100 it is the fastest way to ||<J>|| (scripts/bench/bench_curvature.py).

@@ -1,4 +1,4 @@
-"""Model zoo: plain ``nn.Module`` classifiers and a registry (DESIGN.md, contract 3).
+"""Model zoo: plain ``nn.Module`` classifiers and a registry (docs/design.md, contract 3).
 
 >>> from ijr.models import build, names
 >>> model = build("cnn6", num_classes=10, in_shape=(3, 32, 32))

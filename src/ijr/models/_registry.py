@@ -2,7 +2,7 @@
 
 Every builder module in :mod:`ijr.models` registers its models with :func:`register`;
 :func:`ijr.models.build` validates the arguments once, in one place, so every model gives the
-same one-line errors for bad input (DESIGN.md, contract 3).
+same one-line errors for bad input (docs/design.md, contract 3).
 """
 
 from __future__ import annotations

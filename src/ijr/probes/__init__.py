@@ -1,7 +1,7 @@
 """Curvature probes: Lightning callbacks that measure, on a schedule, the quantities of paper 000
 (sharpness, Gauss–Newton top eigenvalue, rho_B and the SGD threshold, impurity statistics and Gini
 bounds, the ||<J>|| family, norms, logit statistics, input–output Jacobian, generalisation gap),
-log them under the DESIGN.md contract-2 names and mark the phases of Implicit Jacobian
+log them under the docs/design.md contract-2 names and mark the phases of Implicit Jacobian
 Regularization (the Active Regularization Period, ``arp/phase`` and summary markers).
 
 ``build_callbacks(cfg, dm, run)`` is what ``ijr.train`` calls when ``cfg.probes.name != "none"``.

@@ -1,5 +1,5 @@
 """One probe measurement at the current parameters: calls :mod:`ijr.curvature` for every enabled
-metric group and names the results (DESIGN.md contract 2). No Lightning here: the callback
+metric group and names the results (docs/design.md contract 2). No Lightning here: the callback
 (:mod:`ijr.probes.callback`) decides *when*, this module decides *what*, ``ijr.curvature`` does
 the math.
 

@@ -1,4 +1,4 @@
-"""Reading run directories (DESIGN.md contract 1) into pandas.
+"""Reading run directories (docs/design.md contract 1) into pandas.
 
 A run directory is any folder holding ``.hydra/config.yaml`` or ``summary.json``;
 :func:`load_runs` finds them below a runs root, an experiment folder or a single run, and never
