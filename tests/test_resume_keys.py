@@ -121,3 +121,12 @@ def test_a_run_that_cannot_read_its_data_is_keyed_by_the_location(tmp_path):
     assert compute_run_key(one, _identity_or_location(one)) != compute_run_key(
         two, _identity_or_location(two)
     )
+
+
+def test_keys_added_later_leave_earlier_run_keys_alone(runs_dir):
+    """data.input_scale (paper 002) at 1.0 computes what runs made before it computed, so it is not
+    in their key; any other value is a different run."""
+    base = apply_profile(compose_cfg(*tiny_overrides(runs_dir)))
+    scaled = apply_profile(compose_cfg(*tiny_overrides(runs_dir, "data.input_scale=0.5")))
+    assert compute_run_key(base) == TINY_DIGITS_KEY
+    assert compute_run_key(scaled) != TINY_DIGITS_KEY

@@ -48,6 +48,20 @@ RUN_KEY_IGNORE = (
     "trainer.checkpoint",
 )
 
+# Keys added after runs were made, left out of the run key at the value that computes exactly what
+# those runs computed, so their directories keep their keys (like ``adversary: none`` below).
+RUN_KEY_NEUTRAL = {
+    "data.input_scale": 1.0,  # paper 002 App. C.2; 1.0 leaves the inputs as they were
+}
+
+
+def _lookup(container: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(container, dict) or part not in container:
+            return None
+        container = container[part]
+    return container
+
 
 def _drop(container: dict, dotted: str) -> None:
     head, _, rest = dotted.partition(".")
@@ -76,6 +90,9 @@ def compute_run_key(
     container = resolved_container(cfg)
     for key in RUN_KEY_IGNORE:
         _drop(container, key)
+    for key, neutral in RUN_KEY_NEUTRAL.items():
+        if _lookup(container, key) == neutral:
+            _drop(container, key)
     if data_identity is not None:
         container.setdefault("data", {})["content"] = str(data_identity)
     if isinstance(container.get("probes"), dict) and container["probes"].get("name") == "none":
