@@ -180,6 +180,15 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def claim_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[str]:
+    """One Markdown table row per claim with these columns (the status in bold)."""
+    rows = []
+    for _, row in frame.iterrows():
+        cells = [f"**{row[c]}**" if c == "status" else row[c] for c in columns]
+        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return rows
+
+
 def to_markdown(frame: pd.DataFrame, profile: str) -> str:
     tally = ", ".join(f"{n} {s}" for s, n in counts(frame).items())
     lines = [
@@ -193,16 +202,7 @@ def to_markdown(frame: pd.DataFrame, profile: str) -> str:
         "| experiment | claim | paper | status | measured | expected |",
         "|---|---|---|---|---|---|",
     ]
-    for _, row in frame.iterrows():
-        cells = [
-            row["experiment"],
-            row["claim"],
-            row["paper"],
-            f"**{row['status']}**",
-            row["measured"],
-            row["expected"],
-        ]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += claim_rows(frame, ("experiment", "claim", "paper", "status", "measured", "expected"))
     lines += ["", "## Statements", ""]
     for _, row in frame.iterrows():
         lines.append(f"- `{row['experiment']}/{row['claim']}` ({row['paper']}): {row['statement']}")

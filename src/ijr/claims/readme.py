@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ijr.claims.checks import STATUSES
-from ijr.claims.evaluate import RUN_COLUMNS
+from ijr.claims.evaluate import RUN_COLUMNS, claim_rows
 
 
 def _cell(text: object) -> str:
@@ -36,15 +36,7 @@ def claims_block(results: Path) -> str:
         "| experiment | claim | paper | status | measured |",
         "|---|---|---|---|---|",
     ]
-    for _, row in frame.iterrows():
-        cells = [
-            row["experiment"],
-            row["claim"],
-            row["paper"],
-            f"**{row['status']}**",
-            row["measured"],
-        ]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += claim_rows(frame, ("experiment", "claim", "paper", "status", "measured"))
     return "\n".join(lines)
 
 
