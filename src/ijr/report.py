@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from ijr.claims import paired
 from ijr.claims.evaluate import evaluate_all, finished_runs, write_claims
+from ijr.claims.keep import keep_previous
 from ijr.claims.spec import load_experiments
 from ijr.reporting import figures, p004, table2, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
@@ -161,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--p", help="fig7: the probability vector, comma-separated")
     parser.add_argument("--pair", help="fig9: the two classes I,J (default: most opposed means)")
     parser.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="claims: keep OUT's rows of experiments with no run under --runs (ijr.claims.keep)",
+    )
+    parser.add_argument(
         "--kind", default="lines", choices=("lines", "heatmap"), help="fig36: lines or heatmap"
     )
     return parser
@@ -246,7 +252,11 @@ def _claims(args) -> list:
     runs = finished_runs(args.runs, args.profile)
     sources = {e.runs_of or e.name for e in load_experiments(args.profile)}
     runs = runs[runs["experiment"].isin(sources)]  # the runs the claims are judged on
-    written = write_claims(frame, args.out, args.profile, runs=runs)
+    judged, kept = runs, []
+    if args.keep_previous:
+        frame, judged, kept = keep_previous(frame, runs, load_experiments(args.profile), args.out)
+        print(f"ijr-report: kept the previous claims of {', '.join(kept) or 'no experiment'}")
+    written = write_claims(frame, args.out, args.profile, runs=judged, kept=kept)
     if (runs["experiment"] == paired.EXPERIMENT).any():  # Table 1 with seeds paired
         written += paired.write_paired(paired.paired_table(runs), args.out)
     return written
