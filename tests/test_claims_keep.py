@@ -85,3 +85,15 @@ def test_no_earlier_report_is_an_error(tmp_path):
     conf, root, out = _setup(tmp_path, runs_a=True, runs_b=False)
     with pytest.raises(FileNotFoundError, match="no earlier report"):
         _report(conf, root, out, keep=True)
+
+
+def test_rows_outside_the_scale_are_not_run(tmp_path):
+    conf, root = tmp_path / "conf", tmp_path / "runs"
+    root.mkdir()
+    picked = [claim("reaches", REACHES, id=f"lr{lr}", select={"optim.lr": lr}) for lr in (0.1, 0.3)]
+    write_experiment(conf, "t", picked, scale={"rows_not_run": {"optim.lr": [0.3]}})
+    write_run(root, "t", "k", **run_with(s=SHARP_RISE, t=EOS), config={"optim.lr": 0.1})
+    frame = evaluate_all(root, "cpu", conf).set_index("claim")
+    assert frame.loc["lr0.1", "status"] == "pass"
+    assert frame.loc["lr0.3", "status"] == "not run"
+    assert "optim.lr = 0.3 is not swept" in frame.loc["lr0.3", "measured"]

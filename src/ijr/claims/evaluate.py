@@ -3,7 +3,9 @@
 
 Status of a claim (CLAIMS_SPEC.md):
 
-* ``not run`` -- its experiment is marked ``<profile>_scale.gpu_scale``;
+* ``not run`` -- its experiment is marked ``<profile>_scale.gpu_scale``, or its ``select`` names
+  a row the scale does not sweep (``<profile>_scale.rows_not_run``, e.g. two of Table 1's five
+  learning rates at cpu scale);
 * ``missing runs`` -- no completed (or diverged) run of its experiment (or of the experiment named
   by ``<profile>_scale.runs_of``) for the profile matches ``select``, fewer than ``min_runs``,
   or a multi-run check lacks runs;
@@ -116,6 +118,16 @@ def evaluate_claim(
         return Outcome(
             NOT_RUN,
             f"GPU scale: {experiment.name} is not run in profile={profile}",
+            _params_text(claim),
+        )
+    skipped = [
+        f"{k} = {v}" for k, v in claim.select.items() if v in experiment.rows_not_run.get(k, ())
+    ]
+    if skipped:
+        return Outcome(
+            NOT_RUN,
+            f"{', '.join(skipped)} is not swept in profile={profile} "
+            f"({profile}_scale.rows_not_run of {experiment.name})",
             _params_text(claim),
         )
     if runs.empty:
