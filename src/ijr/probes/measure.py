@@ -77,6 +77,7 @@ from ijr import curvature
 from ijr.curvature import gram
 from ijr.probes.config import ProbeConfig
 from ijr.probes.trajectory import ParameterSketch
+from ijr.state_guard import preserved
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -100,24 +101,16 @@ def undefined_for_one_output() -> tuple[str, ...]:
 @contextmanager
 def measurement_mode(model: nn.Module, bn_mode: str) -> Iterator[nn.Module]:
     """Eval mode everywhere, BatchNorm layers in train mode if ``bn_mode == "train"``; on exit
-    every module's flag and every buffer are restored exactly."""
+    every module's flag and every buffer are restored exactly (:func:`ijr.state_guard.preserved`)."""
     if bn_mode not in ("train", "eval"):
         raise ValueError(f"bn_mode must be 'train' or 'eval', got {bn_mode!r}")
-    flags = [(m, m.training) for m in model.modules()]
-    saved = [(b, b.detach().clone()) for b in model.buffers()]
-    try:
+    with preserved(model, buffers=True, modes=True):
         model.eval()
         if bn_mode == "train":
             for m in model.modules():
                 if isinstance(m, _BatchNorm):
                     m.train()
         yield model
-    finally:
-        for m, flag in flags:
-            m.training = flag
-        with torch.no_grad():
-            for b, value in saved:
-                b.copy_(value)
 
 
 @dataclass
