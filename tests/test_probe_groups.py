@@ -90,6 +90,11 @@ def test_unknown_probe_keys_are_one_line_errors_naming_the_key():
 
 
 def test_group_lists_are_checked_against_the_registry():
+    cfg = parse_probe_config({"name": "all", "expensive": ["subspace"]})
+    assert cfg.measures("subspace") and cfg.measures("weights") and not cfg.measures("margins")
+    assert not dataclasses.replace(cfg, name="none").measures("subspace")
+    with pytest.raises(ValueError, match="unknown probe group 'subspaces'"):
+        cfg.measures("subspaces")
     with pytest.raises(ValueError, match="probes.cheap must be a list drawn from"):
         parse_probe_config({"name": "basic", "cheap": ["sharpness"]})  # expensive, not cheap
     with pytest.raises(ValueError, match="probes.expensive must be a list drawn from"):

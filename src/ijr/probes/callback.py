@@ -80,8 +80,7 @@ class CurvatureProbes(pl.Callback):
             config.size, dm.train_size
         )  # fails early on a bad probes.size
         if (
-            config.enabled
-            and "rho_b" in config.expensive
+            config.measures("rho_b")
             and config.rho_b_population == "probe_set"
             and not dm.is_full_batch
             and self.size <= dm.batch_size
@@ -96,17 +95,15 @@ class CurvatureProbes(pl.Callback):
         )
         self.eigvecs_csv = (
             LogitEigvecsCSV(self.run_dir / EIGVEC_FILE_NAME)
-            if config.enabled and "subspace" in config.expensive
+            if config.measures("subspace")
             else None
         )
         self.margins_files = (
-            StepArrays(self.run_dir / MARGINS_DIR)
-            if config.enabled and "margins" in config.expensive
-            else None
+            StepArrays(self.run_dir / MARGINS_DIR) if config.measures("margins") else None
         )
         self.trajectory_file = (
             TrajectoryFile(self.run_dir / TRAJECTORY_FILE, config.trajectory_dim)
-            if config.enabled and "trajectory" in config.cheap
+            if config.measures("trajectory")
             else None
         )
         self.arp = (
