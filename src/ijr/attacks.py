@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ijr.state_guard import preserved
+
 OBJECTIVES = ("ce", "kl")
 TRADES_INIT_SCALE = 0.001  # TRADES' start: x + 0.001 * N(0, 1) (pixel units)
 
@@ -120,8 +122,7 @@ def pgd(
     _check(eps, alpha, steps, objective)
     gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(0)
     x = x.detach()
-    saved = [(b, b.detach().clone()) for b in model.buffers()]
-    try:
+    with preserved(model, buffers=True, modes=False):
         with torch.no_grad():
             target = model(x).detach() if objective == "kl" else None
             if random_start and eps > 0:
@@ -144,10 +145,6 @@ def pgd(
             (grad,) = torch.autograd.grad(loss, x_adv)
             with torch.no_grad():
                 x_adv = box.project(x_adv.detach() + step * grad.sign(), x, eps)
-    finally:
-        with torch.no_grad():
-            for b, value in saved:
-                b.copy_(value)
     return x_adv.detach()
 
 
@@ -170,10 +167,9 @@ def robust_accuracy(
 ) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) on PGD-``steps`` examples (random start) over ``batches``,
     with the model in eval mode (its train/eval flags are restored)."""
-    flags = [(m, m.training) for m in model.modules()]
     gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(0)
     correct, total, loss_sum = 0, 0, 0.0
-    try:
+    with preserved(model, buffers=False, modes=True):
         model.eval()
         for x, y in batches:
             x_adv = pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, box=box, generator=gen)
@@ -182,9 +178,6 @@ def robust_accuracy(
             correct += int((logits.argmax(-1) == y).sum())
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             total += x.shape[0]
-    finally:
-        for m, flag in flags:
-            m.training = flag
     if total == 0:
         raise ValueError("robust_accuracy got no examples")
     return correct / total, loss_sum / total

@@ -21,6 +21,7 @@ measurement does can reach the model:
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ijr.state_guard import preserved
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -154,17 +157,30 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+_GUARDED = threading.local()  # how many rng_guard blocks this thread is inside
+
+
 @contextlib.contextmanager
 def rng_guard(device: torch.device) -> Iterator[None]:
-    """Restore the global CPU RNG (and the RNG of ``device`` if it is a GPU) on exit."""
-    devices = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices, device_type="cuda"):
-        yield
+    """Restore the global CPU RNG (and the RNG of ``device`` if it is a GPU) on exit
+    (:func:`ijr.state_guard.preserved`). The only place ``ijr.curvature`` may seed the global
+    RNG is inside this block (:func:`_seed_global` checks it)."""
+    with preserved(None, buffers=False, modes=False, rng=True, devices=[device]):
+        _GUARDED.depth = getattr(_GUARDED, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            _GUARDED.depth -= 1
 
 
 def _seed_global(seed: int, device: torch.device) -> None:
+    """Seed the global RNG for the dropout masks of one chunk; only inside :func:`rng_guard`,
+    which puts the caller's RNG state back, so no global state leaks out of ``ijr.curvature``."""
+    if getattr(_GUARDED, "depth", 0) < 1:
+        raise RuntimeError(
+            "ijr.curvature: a stochastic model was evaluated outside rng_guard; this would "
+            "reseed the caller's global RNG"
+        )
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()

@@ -31,6 +31,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 
@@ -143,16 +144,26 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
+def _closed_form_top_roots(p: torch.Tensor):
+    """lambda^(1) of the rows with a closed form, and the rows that need the iteration.
+
+    Returns ``(result, rows, p1, p2)``: ``result`` holds p_(1) for a tie at the top (a tied
+    eigenvalue of diag(p) survives) and p_(1) - p_(1)^2 for a single non-zero entry (M is then
+    rank one); ``rows`` indexes the other rows, whose entries of ``result`` are placeholders."""
     p1 = p.amax(-1)
     is_top = p == p1[:, None]
-    top_tie = (
-        is_top.sum(-1) > 1
-    )  # lambda^(1) = p_(1) exactly (a tied eigenvalue of diag(p) survives)
+    top_tie = is_top.sum(-1) > 1
     p2 = torch.where(top_tie, p1, p.masked_fill(is_top, -1.0).amax(-1))
-    single = p2 == 0  # only one non-zero entry: M = (p1 - p1^2) e e^T
+    single = p2 == 0
     result = torch.where(single, p1 - p1 * p1, p1)
-    rows = (~(top_tie | single)).nonzero().squeeze(1)  # rows that need the iteration
+    rows = (~(top_tie | single)).nonzero().squeeze(1)
+    return result, rows, p1, p2
+
+
+def _top_secular_root(p: torch.Tensor) -> torch.Tensor:
+    """lambda^(1) per row of p (n, C) (the method of :func:`impurity`); rows that converge
+    leave the working set once they are the majority (the compaction below)."""
+    result, rows, p1, p2 = _closed_form_top_roots(p)
     if rows.numel() == 0:
         return result
     p, p1, p2 = p[rows], p1[rows], p2[rows]
@@ -330,25 +341,37 @@ def logit_hessian_eigh(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def _eigh_rows(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenpairs of diag(p) - p p^T for rows p (n, C); eigenvalues descending."""
-    n, size = p.shape
-    dev = p.device
-    d, perm = p.sort(dim=-1, descending=True)  # poles; z = d since z = p
-    arange = torch.arange(size, device=dev)
-    # ---- deflation -------------------------------------------------------------------------
+class _Deflation(NamedTuple):
+    """The deflated secular problem of sorted rows d (n, C) (step 2 of logit_hessian_eigh)."""
+
+    arange: torch.Tensor  # 0..C-1
+    tiny: torch.Tensor  # components that decouple (eigenpair p_j - p_j^2, e_j)
+    new_group: torch.Tensor  # first member of each tie group
+    group_id: torch.Tensor  # index of the tie group, 0-based per row
+    group_start: torch.Tensor  # slot of the group's first member
+    rank: torch.Tensor  # position inside the tie group
+    size_of: torch.Tensor  # tie-group size of each component
+    active: torch.Tensor  # one pole per tie group of non-negligible components
+    weight: torch.Tensor  # zeta_j^2 of the reduced problem (0 off the active poles)
+    below_idx: torch.Tensor  # next active pole below each position (C when there is none)
+    is_last: torch.Tensor  # the root below every pole
+    gap_above: torch.Tensor  # for the last root: distance to the next active pole above
+
+
+def _deflate(d: torch.Tensor) -> _Deflation:
+    size = d.shape[-1]
+    arange = torch.arange(size, device=d.device)
     znorm = d.norm(dim=-1, keepdim=True)
     tiny = d * znorm <= 8.0 * _EPS * d[:, :1]
     new_group = torch.ones_like(tiny)
     new_group[:, 1:] = d[:, 1:] != d[:, :-1]
-    group_id = new_group.long().cumsum(-1) - 1  # index of the tie group, 0-based per row
+    group_id = new_group.long().cumsum(-1) - 1
     group_start = torch.where(new_group, arange, 0).cummax(-1).values
-    rank = arange - group_start  # position inside the tie group
+    rank = arange - group_start
     group_size = torch.zeros_like(d).scatter_add_(-1, group_id, torch.ones_like(d))
-    size_of = group_size.gather(-1, group_id)  # tie-group size of each component
-    active = new_group & ~tiny  # one pole per tie group of non-negligible components
-    weight = torch.where(active, size_of * d * d, 0.0)  # zeta_j^2 of the reduced problem
-    # next active pole below each position (size when there is none)
+    size_of = group_size.gather(-1, group_id)
+    active = new_group & ~tiny
+    weight = torch.where(active, size_of * d * d, 0.0)
     idx_active = torch.where(active, arange, size)
     below_idx = torch.full_like(idx_active, size)
     if size > 1:
@@ -361,119 +384,182 @@ def _eigh_rows(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         above_idx[:, 1:] = prev_active[:, :-1]
     has_above = above_idx >= 0
     gap_above = torch.where(has_above, d.gather(-1, above_idx.clamp(min=0)) - d, 1.0)
-    own_weight = weight  # the last root's own pole sits at its own slot
-    # ---- roots of the reduced secular equation --------------------------------------------
+    return _Deflation(
+        arange,
+        tiny,
+        new_group,
+        group_id,
+        group_start,
+        rank,
+        size_of,
+        active,
+        weight,
+        below_idx,
+        is_last,
+        gap_above,
+    )
+
+
+class _Secular(NamedTuple):
+    """Each root's interval in coordinates shifted to its origin pole (step 3)."""
+
+    origin_upper: torch.Tensor  # the origin is the interval's upper pole
+    origin: torch.Tensor  # lambda = origin + tau
+    delta: torch.Tensor  # delta[r, j] = d_j - d_origin(r): poles seen from root r's origin
+    gap: torch.Tensor  # width of the interval (lower is a pole except for the last root)
+    upper_s: torch.Tensor  # upper end seen from the origin
+    lower_s: torch.Tensor  # lower end seen from the origin
+    above_mask: torch.Tensor  # poles >= the root's own pole
+    rest_mask: torch.Tensor  # poles > the root's own pole
+    below_mask: torch.Tensor  # poles below
+
+
+def _secular_setup(d: torch.Tensor, dfl: _Deflation) -> tuple[_Secular, torch.Tensor]:
+    """The shifted intervals and the midpoint half-width of every root."""
+    size, arange, weight, active = d.shape[-1], dfl.arange, dfl.weight, dfl.active
     upper = d
-    lower_pole = d.gather(-1, below_idx.clamp(max=size - 1))
-    lower = torch.where(is_last, d - weight.sum(-1, keepdim=True), lower_pole)
-    gap = upper - lower  # width of the interval (Delta); lower is a pole except for the last root
+    lower_pole = d.gather(-1, dfl.below_idx.clamp(max=size - 1))
+    lower = torch.where(dfl.is_last, d - weight.sum(-1, keepdim=True), lower_pole)
+    gap = upper - lower
     half = 0.5 * gap
     # f at the midpoint, evaluated in coordinates shifted to the lower end (exact even when the
     # two poles are one ulp apart): f >= 0 means the root is in [mid, upper): shift to upper
     f_mid = 1.0 - (
         weight[:, None, :] / _safe((d[:, None, :] - lower[:, :, None]) - half[:, :, None])
     ).sum(-1)
-    origin_upper = is_last | (f_mid >= 0) | ~active
-    origin_idx = torch.where(origin_upper, arange, below_idx.clamp(max=size - 1))
+    origin_upper = dfl.is_last | (f_mid >= 0) | ~active
+    origin_idx = torch.where(origin_upper, arange, dfl.below_idx.clamp(max=size - 1))
     origin = d.gather(-1, origin_idx)
-    # delta[r, j] = d_j - d_origin(r): pole positions seen from root r's origin
     delta = d[:, None, :] - origin[:, :, None]
-    above_mask = (arange[None, :] <= arange[:, None])[None] & active[:, None, :]  # poles >= root
-    rest_mask = (arange[None, :] < arange[:, None])[None] & active[:, None, :]  # poles > own pole
+    above_mask = (arange[None, :] <= arange[:, None])[None] & active[:, None, :]
+    rest_mask = (arange[None, :] < arange[:, None])[None] & active[:, None, :]
     below_mask = (arange[None, :] > arange[:, None])[None] & active[:, None, :]
-    upper_s = torch.where(origin_upper, 0.0, gap)  # upper end seen from the origin
+    upper_s = torch.where(origin_upper, 0.0, gap)
     lower_s = torch.where(origin_upper, -gap, 0.0)
-    lo = torch.where(origin_upper, torch.where(is_last, lower_s, -half), 0.0)
-    hi = torch.where(origin_upper, 0.0, half)
+    sec = _Secular(
+        origin_upper, origin, delta, gap, upper_s, lower_s, above_mask, rest_mask, below_mask
+    )
+    return sec, half
+
+
+def _secular_roots(d: torch.Tensor, dfl: _Deflation) -> tuple[_Secular, torch.Tensor]:
+    """Step 3: every root tau (shifted to its origin) of the reduced secular equation."""
+    sec, half = _secular_setup(d, dfl)
+    lo = torch.where(sec.origin_upper, torch.where(dfl.is_last, sec.lower_s, -half), 0.0)
+    hi = torch.where(sec.origin_upper, 0.0, half)
     tau = 0.5 * (lo + hi)
     # the last root is 0 when sum(p) = 1 (Theorem 4.1 (c)): start there, lambda = origin + tau
-    tau = torch.where(is_last, torch.clamp(-origin, min=lo, max=hi), tau)
-    solve = active.clone()
+    tau = torch.where(dfl.is_last, torch.clamp(-sec.origin, min=lo, max=hi), tau)
     for _ in range(_MAX_SECULAR_STEPS):
-        r = 1.0 / _safe(delta - tau[:, :, None])
-        wr = weight[:, None, :] * r
-        a_val = (wr * above_mask).sum(-1)  # A = sum_{poles above} z^2/(d_j - lam) > 0
-        b_val = -(wr * below_mask).sum(-1)  # B = sum_{poles below} z^2/(lam - d_j) > 0
-        a_der = (wr * r * above_mask).sum(-1)
-        b_der = (wr * r * below_mask).sum(-1)  # = -B'
-        f = 1.0 - a_val + b_val  # decreasing in tau
-        converged = ~solve | (f.abs() <= 16.0 * _EPS * (1.0 + a_val + b_val))
-        converged |= (hi - lo) <= 4.0 * _EPS * torch.maximum(lo.abs(), hi.abs())
-        if bool(converged.all()):
-            break
-        lo = torch.where(f > 0, torch.maximum(lo, tau), lo)
-        hi = torch.where(f < 0, torch.minimum(hi, tau), hi)
-        dist_u = upper_s - tau
-        dist_l = tau - lower_s
-        big_s = a_der * dist_u * dist_u
-        big_t = torch.where(is_last, 0.0, b_der * dist_l * dist_l)
-        c = 1.0 + (b_val - b_der * dist_l) - (a_val - a_der * dist_u)
-        # last root: own pole exact, the other poles (all above) as r0 + r1/(d_above - lam)
-        rest_val = (wr * rest_mask).sum(-1)
-        rest_der = (wr * r * rest_mask).sum(-1)
-        dist_above = gap_above - tau
-        r1 = rest_der * dist_above * dist_above
-        c_last = 1.0 - (rest_val - rest_der * dist_above)
-        # c + T/sigma - S/(gap - sigma) = 0 with sigma = lam - lower, rho = upper - lam
-        # c sigma^2 + (T + S - c gap) sigma - T gap = 0, sigma = lam - lower (origin lower)
-        sigma = _positive_root(c, big_t + big_s - c * gap, big_t * gap)
-        # -c rho^2 + (S + T + c gap) rho - S gap = 0, rho = upper - lam (origin upper)
-        rho = _positive_root(-c, big_s + big_t + c * gap, big_s * gap)
-        # last root: c_last rho^2 + (c_last gap_above - r1 - w) rho - w gap_above = 0
-        rho_last = _positive_root(
-            c_last, c_last * gap_above - r1 - own_weight, own_weight * gap_above
-        )
-        rho = torch.where(is_last, rho_last, rho)
-        tau_new = torch.where(origin_upper, upper_s - rho, lower_s + sigma)
-        # the model step is rejected (bisection instead) outside the bracket or without progress
-        outside = (tau_new < lo) | (tau_new > hi) | (tau_new == tau) | ~torch.isfinite(tau_new)
-        tau_new = torch.where(outside, 0.5 * (lo + hi), tau_new)
-        tau = torch.where(converged, tau, tau_new)
-    else:
-        raise RuntimeError(
-            "logit_hessian_eigh: the secular iteration did not converge (please report)"
-        )
-    # ---- Loewner: z consistent with the computed roots (Gu & Eisenstat) -------------------
-    # lam_i - d_j = tau_i - delta[i, j]
-    lam_minus_d = tau[:, :, None] - delta  # [root i, pole j]
+        done, tau, lo, hi = _secular_step(sec, dfl, tau, lo, hi)
+        if done:
+            return sec, tau
+    raise RuntimeError("logit_hessian_eigh: the secular iteration did not converge (please report)")
+
+
+def _secular_step(sec: _Secular, dfl: _Deflation, tau, lo, hi) -> tuple[bool, Any, Any, Any]:
+    """One safeguarded two-pole rational-interpolation step (``dlaed4``'s "middle way");
+    ``(True, tau, lo, hi)`` unchanged once every root has converged."""
+    weight, is_last = dfl.weight, dfl.is_last
+    r = 1.0 / _safe(sec.delta - tau[:, :, None])
+    wr = weight[:, None, :] * r
+    a_val = (wr * sec.above_mask).sum(-1)  # A = sum_{poles above} z^2/(d_j - lam) > 0
+    b_val = -(wr * sec.below_mask).sum(-1)  # B = sum_{poles below} z^2/(lam - d_j) > 0
+    a_der = (wr * r * sec.above_mask).sum(-1)
+    b_der = (wr * r * sec.below_mask).sum(-1)  # = -B'
+    f = 1.0 - a_val + b_val  # decreasing in tau
+    converged = ~dfl.active | (f.abs() <= 16.0 * _EPS * (1.0 + a_val + b_val))
+    converged |= (hi - lo) <= 4.0 * _EPS * torch.maximum(lo.abs(), hi.abs())
+    if bool(converged.all()):
+        return True, tau, lo, hi
+    lo = torch.where(f > 0, torch.maximum(lo, tau), lo)
+    hi = torch.where(f < 0, torch.minimum(hi, tau), hi)
+    dist_u = sec.upper_s - tau
+    dist_l = tau - sec.lower_s
+    big_s = a_der * dist_u * dist_u
+    big_t = torch.where(is_last, 0.0, b_der * dist_l * dist_l)
+    c = 1.0 + (b_val - b_der * dist_l) - (a_val - a_der * dist_u)
+    # last root: own pole exact, the other poles (all above) as r0 + r1/(d_above - lam)
+    rest_val = (wr * sec.rest_mask).sum(-1)
+    rest_der = (wr * r * sec.rest_mask).sum(-1)
+    dist_above = dfl.gap_above - tau
+    r1 = rest_der * dist_above * dist_above
+    c_last = 1.0 - (rest_val - rest_der * dist_above)
+    gap = sec.gap
+    # c + T/sigma - S/(gap - sigma) = 0 with sigma = lam - lower, rho = upper - lam
+    # c sigma^2 + (T + S - c gap) sigma - T gap = 0, sigma = lam - lower (origin lower)
+    sigma = _positive_root(c, big_t + big_s - c * gap, big_t * gap)
+    # -c rho^2 + (S + T + c gap) rho - S gap = 0, rho = upper - lam (origin upper)
+    rho = _positive_root(-c, big_s + big_t + c * gap, big_s * gap)
+    # last root: c_last rho^2 + (c_last gap_above - r1 - w) rho - w gap_above = 0
+    rho_last = _positive_root(c_last, c_last * dfl.gap_above - r1 - weight, weight * dfl.gap_above)
+    rho = torch.where(is_last, rho_last, rho)
+    tau_new = torch.where(sec.origin_upper, sec.upper_s - rho, sec.lower_s + sigma)
+    # the model step is rejected (bisection instead) outside the bracket or without progress
+    outside = (tau_new < lo) | (tau_new > hi) | (tau_new == tau) | ~torch.isfinite(tau_new)
+    tau_new = torch.where(outside, 0.5 * (lo + hi), tau_new)
+    return False, torch.where(converged, tau, tau_new), lo, hi
+
+
+def _loewner_vectors(d, dfl: _Deflation, sec: _Secular, tau) -> torch.Tensor:
+    """Step 4: eigenvectors [root i, component a] from z recomputed by Loewner's formula
+    (Gu & Eisenstat), consistent with the computed roots; tie groups expanded."""
+    n, size = d.shape
+    active = dfl.active
+    lam_minus_d = tau[:, :, None] - sec.delta  # lam_i - d_j = tau_i - delta[i, j]
     pole_diff = d[:, :, None] - d[:, None, :]  # d_i - d_j
     both = active[:, :, None] & active[:, None, :]
-    off = both & ~torch.eye(size, dtype=torch.bool, device=dev)[None]
+    off = both & ~torch.eye(size, dtype=torch.bool, device=d.device)[None]
     ratio = torch.where(off, lam_minus_d / _safe(pole_diff), 1.0)
     diag_term = torch.where(active, lam_minus_d.diagonal(dim1=1, dim2=2).abs(), 1.0)
     log_z2 = torch.log(diag_term) + torch.log(ratio.abs()).sum(1)  # sum over roots i
     z_hat = torch.where(active, torch.exp(0.5 * log_z2), 0.0)
     # reduced eigenvectors: column i has entries z_j / (d_j - lam_i) on active poles j
-    vec = torch.where(both.transpose(1, 2), z_hat[:, None, :] / _safe(-lam_minus_d), 0.0)  # [i, j]
+    vec = torch.where(both.transpose(1, 2), z_hat[:, None, :] / _safe(-lam_minus_d), 0.0)
     vec = vec / vec.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
     # expand tie groups: every member of a group carries rep_value / sqrt(k)
-    rep_idx = group_start.masked_fill(tiny, 0)
+    rep_idx = dfl.group_start.masked_fill(dfl.tiny, 0)
     expanded = (
-        vec.gather(-1, rep_idx[:, None, :].expand(n, size, size)) / size_of.sqrt()[:, None, :]
+        vec.gather(-1, rep_idx[:, None, :].expand(n, size, size)) / dfl.size_of.sqrt()[:, None, :]
     )
-    expanded = torch.where(tiny[:, None, :], 0.0, expanded)  # [root i, component a]
-    # ---- assemble eigenpairs in slots (slot j <-> sorted component j) ---------------------
-    lam = origin + tau
-    tie_member = ~new_group & ~tiny
+    return torch.where(dfl.tiny[:, None, :], 0.0, expanded)
+
+
+def _assemble(d, perm, dfl: _Deflation, lam, expanded) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenpairs in slots (slot j <-> sorted component j): the roots on active slots, p_j with
+    Helmert vectors on tie members, (p_j - p_j^2, e_j) on deflated ones; then sorted descending
+    and the component permutation undone."""
+    n, size = d.shape
+    active, tiny = dfl.active, dfl.tiny
+    tie_member = ~dfl.new_group & ~tiny
     slot_values = torch.where(active, lam, torch.where(tie_member, d, d - d * d))
-    slot_vectors = torch.zeros(n, size, size, dtype=torch.float64, device=dev)  # [slot, comp]
+    slot_vectors = torch.zeros(n, size, size, dtype=torch.float64, device=d.device)
     slot_vectors = torch.where(active[:, :, None], expanded, slot_vectors)
-    eye = torch.eye(size, dtype=torch.float64, device=dev).expand(n, size, size)
+    eye = torch.eye(size, dtype=torch.float64, device=d.device).expand(n, size, size)
     slot_vectors = torch.where(tiny[:, :, None], eye, slot_vectors)
     # Helmert vector for tie member at rank r >= 1: 1/sqrt(r(r+1)) on earlier members, -r/sqrt(...) on itself
-    r_f = rank.to(torch.float64)
+    r_f = dfl.rank.to(torch.float64)
     norm_h = torch.sqrt(r_f * (r_f + 1.0)).clamp_min(1.0)
-    same_group = group_id[:, :, None] == group_id[:, None, :]  # [slot, comp]
-    earlier = rank[:, None, :] < rank[:, :, None]
+    same_group = dfl.group_id[:, :, None] == dfl.group_id[:, None, :]  # [slot, comp]
+    earlier = dfl.rank[:, None, :] < dfl.rank[:, :, None]
     helmert = torch.where(same_group & earlier, 1.0 / norm_h[:, :, None], 0.0)
     helmert = helmert - torch.diag_embed(r_f / norm_h)
     slot_vectors = torch.where(tie_member[:, :, None], helmert, slot_vectors)
-    # ---- sort descending and undo the permutation of the components -----------------------
     values, order = slot_values.sort(dim=-1, descending=True, stable=True)
     slot_vectors = slot_vectors.gather(1, order[:, :, None].expand(n, size, size))  # [eig, comp]
     vectors = torch.zeros_like(slot_vectors)
     vectors.scatter_(2, perm[:, None, :].expand(n, size, size), slot_vectors)
     return values, vectors.transpose(1, 2)  # [comp, eig]
+
+
+def _eigh_rows(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenpairs of diag(p) - p p^T for rows p (n, C); eigenvalues descending (the steps of
+    :func:`logit_hessian_eigh`)."""
+    d, perm = p.sort(dim=-1, descending=True)  # poles; z = d since z = p
+    dfl = _deflate(d)
+    sec, tau = _secular_roots(d, dfl)
+    expanded = _loewner_vectors(d, dfl, sec, tau)
+    return _assemble(d, perm, dfl, sec.origin + tau, expanded)
 
 
 def _positive_root(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ from torch import nn
 
 from ijr.attacks import PixelBox, pgd
 from ijr.methods.common import direction_generator
+from ijr.state_guard import preserved
 
 ADVERSARIES = ("none", "at", "trades")
 ATTACK_STREAM = "adversary"
@@ -89,8 +90,7 @@ class Adversary:
     ) -> torch.Tensor:
         """PGD examples for (x, y) at ``step`` (``chunk``: which physical chunk of the batch)."""
         cfg = self.config
-        flags = [(m, m.training) for m in model.modules()]
-        try:
+        with preserved(model, buffers=False, modes=True):
             model.train(cfg.bn_mode == "train")
             return pgd(
                 model,
@@ -104,9 +104,6 @@ class Adversary:
                 random_start=bool(cfg.random_start),
                 generator=direction_generator(self.seed, step, f"{ATTACK_STREAM}/{chunk}"),
             )
-        finally:
-            for m, flag in flags:
-                m.training = flag
 
 
 __all__ = ["ADVERSARIES", "Adversary", "AdversaryConfig"]

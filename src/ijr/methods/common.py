@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ijr.state_guard import preserved
+
 
 # ----------------------------------------------------------------------------- checks
 def nonnegative_float(key: str, value) -> float:
@@ -97,10 +99,5 @@ def buffers_restored(model: nn.Module) -> Iterator[None]:
     """Run the body, then put every buffer of ``model`` (BatchNorm ``running_mean``,
     ``running_var`` and ``num_batches_tracked`` included) back to its value on entry, exactly
     (saved copies are written back; nothing is recomputed)."""
-    saved = [(name, buf.detach().clone()) for name, buf in model.named_buffers()]
-    try:
+    with preserved(model, buffers=True, modes=False):
         yield
-    finally:
-        with torch.no_grad():
-            for name, value in saved:
-                model.get_buffer(name).copy_(value)

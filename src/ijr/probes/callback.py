@@ -80,8 +80,7 @@ class CurvatureProbes(pl.Callback):
             config.size, dm.train_size
         )  # fails early on a bad probes.size
         if (
-            config.enabled
-            and "rho_b" in config.expensive
+            config.measures("rho_b")
             and config.rho_b_population == "probe_set"
             and not dm.is_full_batch
             and self.size <= dm.batch_size
@@ -96,17 +95,15 @@ class CurvatureProbes(pl.Callback):
         )
         self.eigvecs_csv = (
             LogitEigvecsCSV(self.run_dir / EIGVEC_FILE_NAME)
-            if config.enabled and "subspace" in config.expensive
+            if config.measures("subspace")
             else None
         )
         self.margins_files = (
-            StepArrays(self.run_dir / MARGINS_DIR)
-            if config.enabled and "margins" in config.expensive
-            else None
+            StepArrays(self.run_dir / MARGINS_DIR) if config.measures("margins") else None
         )
         self.trajectory_file = (
             TrajectoryFile(self.run_dir / TRAJECTORY_FILE, config.trajectory_dim)
-            if config.enabled and "trajectory" in config.cheap
+            if config.measures("trajectory")
             else None
         )
         self.arp = (
@@ -290,34 +287,38 @@ class CurvatureProbes(pl.Callback):
             mini.append((x.index_select(0, idx).to(device), y.index_select(0, idx).to(device)))
         return reference, mini
 
-    def _measure(self, trainer, pl_module, step: int, *, expensive: bool) -> None:
-        assert self.measurer is not None and self.batches is not None
-        cfg = self.config
-        before = self._snapshot()
-        lr = current_lr(pl_module)
-        gen = torch.Generator(device="cpu").manual_seed(derive_seed("probes", cfg.seed, step))
-        want_rho = expensive and "rho_b" in cfg.expensive and not self.dm.is_full_batch
+    def _group_inputs(self, pl_module, step: int, expensive: bool) -> dict:
+        """The inputs of the groups that need more than the probe set (``rho_b``, ``gen_gap``)."""
+        cfg, dm = self.config, self.dm
+        want_rho = expensive and "rho_b" in cfg.expensive and not dm.is_full_batch
         rho_reference, rho_minibatches = (
             self._rho_b_sets(step, pl_module.device) if want_rho else (None, None)
         )
         want_gap = expensive and "gen_gap" in cfg.expensive
+        chunk = cfg.physical_batch_size or dm.physical_batch_size
+        return {
+            "rho_b_batches": rho_minibatches,
+            "rho_b_reference": rho_reference,
+            "full_batch": bool(dm.is_full_batch),
+            "evaluate": pl_module.evaluate if want_gap else None,
+            "test_batches": dm.eval_batches("test", chunk) if want_gap else None,
+        }
+
+    def _measure(self, trainer, pl_module, step: int, *, expensive: bool) -> None:
+        assert self.measurer is not None and self.batches is not None
+        before = self._snapshot()
+        gen = torch.Generator(device="cpu").manual_seed(
+            derive_seed("probes", self.config.seed, step)
+        )
         result = self.measurer.measure(
             pl_module.model,
             pl_module.loss_fn,
             self.batches,
-            lr=lr,
+            lr=current_lr(pl_module),
             expensive=expensive,
             state=self.state,
             generator=gen,
-            rho_b_batches=rho_minibatches,
-            rho_b_reference=rho_reference,
-            full_batch=bool(self.dm.is_full_batch),
-            evaluate=pl_module.evaluate if want_gap else None,
-            test_batches=self.dm.eval_batches(
-                "test", cfg.physical_batch_size or self.dm.physical_batch_size
-            )
-            if want_gap
-            else None,
+            **self._group_inputs(pl_module, step, expensive),
         )
         metrics = result.metrics
         if result.warm_vector is not None:
@@ -336,24 +337,21 @@ class CurvatureProbes(pl.Callback):
         if self.eos is not None:
             self._track_eos(step, metrics)
         log_metrics(trainer, metrics, step)
-        if self.examples_csv is not None and result.examples is not None and trainer.is_global_zero:
-            self.examples_csv.append(step, *result.examples)
-        if (
-            self.eigvecs_csv is not None
-            and result.eigvec_heatmap is not None
-            and trainer.is_global_zero
-        ):
-            self.eigvecs_csv.append(step, result.eigvec_heatmap)
-        if (
-            self.trajectory_file is not None
-            and result.sketch is not None
-            and trainer.is_global_zero
-        ):
-            self.trajectory_file.append(step, result.sketch)
-        if self.margins_files is not None and result.margins is not None and trainer.is_global_zero:
-            self.margins_files.save(step, result.margins)
+        if trainer.is_global_zero:
+            self._write_outputs(step, result)
         self._before_last = before
         self.last_step = step
+
+    def _write_outputs(self, step: int, result) -> None:
+        """The groups' outputs beyond metrics into their run files (rank 0 only)."""
+        if self.examples_csv is not None and result.examples is not None:
+            self.examples_csv.append(step, *result.examples)
+        if self.eigvecs_csv is not None and result.eigvec_heatmap is not None:
+            self.eigvecs_csv.append(step, result.eigvec_heatmap)
+        if self.trajectory_file is not None and result.sketch is not None:
+            self.trajectory_file.append(step, result.sketch)
+        if self.margins_files is not None and result.margins is not None:
+            self.margins_files.save(step, result.margins)
 
     def _track_eos(self, step: int, metrics: dict) -> None:
         """``eos/phase`` (1-4) and ``eos/anomaly`` (paper 004, Figures 1-2) into ``metrics``."""
