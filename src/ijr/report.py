@@ -198,7 +198,7 @@ def _figure(args, runs) -> list:
     report = args.report
     if report in COMPANION_FIGURES:
         fig = p004.REPORTS[report](runs)
-        figures._footer(fig, runs)
+        figures.footer(fig, runs)
     elif report == "fig1":
         fig = figures.fig1(runs, example=args.example)
     elif report == "fig2":
