@@ -20,10 +20,7 @@ import pandas as pd
 
 from ijr.claims.checks import STATUSES
 from ijr.claims.evaluate import RUN_COLUMNS, claim_rows
-
-
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+from ijr.reporting.render import markdown_lines
 
 
 def claims_block(results: Path) -> str:
@@ -33,8 +30,6 @@ def claims_block(results: Path) -> str:
     lines = [
         f"{len(frame)} claims: {tally} (`{results.parent.name}/{results.name}/claims/claims.md`).",
         "",
-        "| experiment | claim | paper | status | measured |",
-        "|---|---|---|---|---|",
     ]
     lines += claim_rows(frame, ("experiment", "claim", "paper", "status", "measured"))
     return "\n".join(lines)
@@ -44,13 +39,13 @@ def runs_block(results: Path) -> str:
     """The runs the claims were judged on, with their wall time (one thread)."""
     frame = pd.read_csv(results / "claims" / "runs.csv", keep_default_na=False)
     columns = [c for c in RUN_COLUMNS if c in frame.columns]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    rows = []
     for _, row in frame.iterrows():
         values = [row[c] for c in columns]
         if "wall_time_s" in columns and row["wall_time_s"] != "":
             values[columns.index("wall_time_s")] = f"{float(row['wall_time_s']) / 60:.1f} min"
-        lines.append("| " + " | ".join(_cell(v) for v in values) + " |")
-    return "\n".join(lines)
+        rows.append(values)
+    return "\n".join(markdown_lines(columns, rows))
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {"claims": claims_block, "claims-runs": runs_block}
