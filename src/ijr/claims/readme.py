@@ -1,6 +1,7 @@
-"""Blocks of README.md and results/README.md generated from results files, so that no number in
-them is copied by hand: the claims table (from ``results/<profile>/claims/claims.csv``) and the
-runs behind it (from ``results/<profile>/claims/runs.csv``).
+"""Blocks of README.md and results/README.md generated from results files and the code, so that
+nothing in them is copied by hand: the claims table (from ``results/<profile>/claims/claims.csv``),
+the runs behind it (from ``results/<profile>/claims/runs.csv``) and the list of make targets (from
+the report registry, :func:`ijr.reporting.registry.markdown_table`).
 
 A block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``:
 
@@ -48,7 +49,18 @@ def runs_block(results: Path) -> str:
     return "\n".join(markdown_lines(columns, rows))
 
 
-BLOCKS: dict[str, Callable[[Path], str]] = {"claims": claims_block, "claims-runs": runs_block}
+def reports_block(_results: Path) -> str:
+    """The make targets of the report registry (no results needed)."""
+    from ijr.reporting.registry import markdown_table
+
+    return markdown_table()
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "claims": claims_block,
+    "claims-runs": runs_block,
+    "reports": reports_block,
+}
 
 
 def _pattern(name: str) -> re.Pattern:
