@@ -136,3 +136,24 @@ def test_reporting_and_claims_do_not_import_lightning(tmp_path):
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_report_options_are_declared_once_and_fig2s_defaults_are_the_figure_constants():
+    from ijr.reporting import figures
+    from ijr.reporting.papers import p000
+
+    assert (p000.SHARPNESS, p000.JACOBIAN) == (figures.SHARPNESS, figures.JACOBIAN)
+    args = report.build_parser().parse_args(["fig2", "--out", "x"])
+    assert (args.left, args.right, args.kind, args.x) == (
+        figures.SHARPNESS,
+        figures.JACOBIAN,
+        "lines",
+        "step",
+    )
+    clash = Report("009-clash", "t", draw=print, options=(("--kind", {"help": "other"}),))
+    registry._REGISTRY[clash.name] = clash
+    try:
+        with pytest.raises(ValueError, match="option --kind is declared differently"):
+            report.build_parser()
+    finally:
+        del registry._REGISTRY[clash.name]

@@ -40,16 +40,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="ijr-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "report",
-        choices=REPORTS,
-        metavar="REPORT",
-        help="which table or figure (000-fig4, fig4, ...)",
-    )
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    """The options every report reads: where the runs are, where the output goes, which runs."""
     parser.add_argument(
         "--runs", help="runs root, experiment folder or one run directory (all but fig7)"
     )
@@ -83,40 +75,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-paper", action="store_true", help="tables: leave the paper's columns empty"
     )
-    parser.add_argument(
-        "--metrics", help="curves: comma-separated metric names, products a*b or globs"
+
+
+def _report_options(parser: argparse.ArgumentParser) -> None:
+    """The options the registered reports declare (``Report.options``); one flag declared
+    differently by two reports is an error."""
+    declared: dict[str, tuple[str, dict]] = {}
+    for entry in registry.reports().values():
+        for flag, kwargs in entry.options:
+            if flag in declared:
+                if declared[flag][1] != kwargs:
+                    raise ValueError(
+                        f"option {flag} is declared differently by {declared[flag][0]} and {entry.name}"
+                    )
+                continue
+            declared[flag] = (entry.name, kwargs)
+            parser.add_argument(flag, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ijr-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--style-by", help="curves/fig5/fig6: comma-separated config keys that tell settings apart"
+        "report",
+        choices=REPORTS,
+        metavar="REPORT",
+        help="which table or figure (000-fig4, fig4, ...)",
     )
-    parser.add_argument(
-        "--row",
-        action="append",
-        default=[],
-        metavar="K=V;K=V",
-        help="fig5: one panel row per filter (repeatable)",
-    )
-    parser.add_argument(
-        "--windows",
-        help="fig2: step windows; fig3: zoom windows after the whole run (START:END[,...])",
-    )
-    parser.add_argument("--left", default=figures.SHARPNESS, help="fig2: metric on the left axis")
-    parser.add_argument("--right", default=figures.JACOBIAN, help="fig2: metric on the right axis")
-    parser.add_argument("--x", default="step", choices=("step", "epoch"), help="curves: x axis")
-    parser.add_argument(
-        "--smooth", type=int, help="curves/fig5: moving-average window (logged points)"
-    )
-    parser.add_argument(
-        "--example", type=int, help="fig1: which tracked example (default: the first)"
-    )
-    parser.add_argument(
-        "--steps", help="fig8: probe steps to draw, comma-separated (default: last)"
-    )
-    parser.add_argument("--p", help="fig7: the probability vector, comma-separated")
-    parser.add_argument("--pair", help="fig9: the two classes I,J (default: most opposed means)")
-    parser.add_argument(
-        "--kind", default="lines", choices=("lines", "heatmap"), help="fig36: lines or heatmap"
-    )
+    _common_options(parser)
+    _report_options(parser)
     return parser
 
 

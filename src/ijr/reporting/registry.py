@@ -8,8 +8,9 @@ aliases (``fig4``, ``table1``, ``curves``), the companions' their ``pNNN-`` ones
 An entry can be
 
 * a *report* (``draw`` set): ``ijr-report NAME --runs DIR --out OUT`` calls ``draw(runs, args)``
-  with the loaded runs and the parsed options; it returns a ``Figure`` (saved as ``OUT.png`` /
-  ``OUT.pdf``) or, for tables, the paths it wrote;
+  with the loaded runs and the parsed options (the common ones of :mod:`ijr.report` and those the
+  report declares in ``options``); it returns a ``Figure`` (saved as ``OUT.png`` / ``OUT.pdf``)
+  or, for tables, the paths it wrote;
 * a *target* (``outputs`` set): ``make NAME`` / ``scripts/reproduce.py NAME`` launches the
   ``experiments`` (plus ``paper_experiments`` in ``profile=paper``), then writes each
   :class:`Output` under ``<results>/<profile>/``;
@@ -66,6 +67,9 @@ class Report:
     experiments: tuple[str, ...] = ()  # conf/experiment/ launched by the target, every profile
     paper_experiments: tuple[str, ...] = ()  # launched too in profile=paper (GPU scale)
     outputs: tuple[Output, ...] = ()  # what the target writes; empty: not a make target
+    options: tuple[
+        tuple[str, dict], ...
+    ] = ()  # ijr-report options it reads: (flag, argparse kwargs)
     paper: str = field(init=False)
 
     def __post_init__(self) -> None:

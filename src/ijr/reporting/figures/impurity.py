@@ -57,18 +57,8 @@ def load_examples(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     return frame
 
 
-def fig1(
-    runs, example: int | None = None, examples: pd.DataFrame | None = None, out=None
-) -> Figure:
-    """Figure 1. Top: λ⁽¹⁾ against p₍₁₎ of one example over training (blue → red), with the upper
-    bound min{p₍₁₎, Gini(p₍₁₎)} (solid black) and the lower bound ½Gini(p₍₁₎) (dashed black).
-    Bottom: ⟨λ⁽¹⁾⟩ against step (blue) with the 25–75 % quantile band (sky blue).
-    ``examples`` defaults to the run's ``probe_examples.csv``; ``example`` to its first example."""
-    run = one_run(runs, "fig1")
-    metrics = load_metrics(run["run_dir"])
-    examples = examples if examples is not None else load_examples(run["run_dir"])
-    fig, axes = new_figure(2, 1, panel=(4.8, 3.2))
-    top, bottom = axes[0, 0], axes[1, 0]
+def _fig1_top(fig, top, run: pd.Series, examples: pd.DataFrame | None, example) -> None:
+    """Theorem 4.1's bounds and, when the run tracked examples, one example's (p₍₁₎, λ⁽¹⁾)."""
     grid = np.linspace(0.0, 1.0, 201)
     lower, upper = impurity_bounds(grid)
     top.plot(
@@ -102,7 +92,7 @@ def fig1(
     else:
         warnings.warn(
             f"{run['run_dir']}: no {EXAMPLES_FILE}; Figure 1 (top) shows the bounds only",
-            stacklevel=2,
+            stacklevel=3,
         )
         top.text(
             0.5,
@@ -112,6 +102,21 @@ def fig1(
             ha="center",
             fontsize=8,
         )
+
+
+def fig1(
+    runs, example: int | None = None, examples: pd.DataFrame | None = None, out=None
+) -> Figure:
+    """Figure 1. Top: λ⁽¹⁾ against p₍₁₎ of one example over training (blue → red), with the upper
+    bound min{p₍₁₎, Gini(p₍₁₎)} (solid black) and the lower bound ½Gini(p₍₁₎) (dashed black).
+    Bottom: ⟨λ⁽¹⁾⟩ against step (blue) with the 25–75 % quantile band (sky blue).
+    ``examples`` defaults to the run's ``probe_examples.csv``; ``example`` to its first example."""
+    run = one_run(runs, "fig1")
+    metrics = load_metrics(run["run_dir"])
+    examples = examples if examples is not None else load_examples(run["run_dir"])
+    fig, axes = new_figure(2, 1, panel=(4.8, 3.2))
+    top, bottom = axes[0, 0], axes[1, 0]
+    _fig1_top(fig, top, run, examples, example)
     top.set_xlabel(r"$p_{(1)}$")
     top.set_ylabel(r"$\lambda^{(1)}$")
     legend(top)

@@ -96,19 +96,8 @@ HESSIAN_ALIGNMENT = "probe/hessian_subspace_alignment"
 RANDOM_COS = "probe/random_direction_cos"
 
 
-def fig10(runs, out=None) -> Figure:
-    """Figure 10 (and 34). Left: |cos(g^D, r)| of the total gradient and the Hessian's top
-    eigenvector (log scale) with E|cos| of two random directions in R^m dashed. Middle: the mean
-    over the tracked examples of cos(−g, Jq⁽¹⁾). Right: A_S(g^D) and A_S(r), S = span{m̄ⁱ}
-    (eq. 48), defined once every class is some example's most likely one."""
-    run = one_run(runs, "fig10")
-    metrics = load_metrics(run["run_dir"])
-    if GRAD_HESSIAN_COS not in metrics.columns and GRAD_ALIGNMENT not in metrics.columns:
-        raise ValueError(
-            f"{run['run_dir']} logged no subspace metrics: run it with the 'subspace' probe group"
-        )
-    fig, axes = new_figure(1, 3, panel=(4.0, 3.0))
-    left, middle, right = axes[0]
+def _fig10_left(left, metrics) -> None:
+    """|cos(g^D, r)| (log scale) with E|cos| of two random directions dashed."""
     plot_line(
         left,
         series(metrics, GRAD_HESSIAN_COS),
@@ -127,14 +116,10 @@ def fig10(runs, out=None) -> Figure:
         )
     left.set_yscale("log")
     left.set_ylabel("cosine similarity")
-    plot_line(
-        middle,
-        series(metrics, GRAD_MARGIN_COS),
-        color="tab:red",
-        marker=".",
-        label=r"$\cos(-g, Jq^{(1)})$",
-    )
-    middle.set_ylim(-1.05, 1.05)
+
+
+def _fig10_right(right, metrics) -> None:
+    """A_S(g^D) and A_S(r) (eq. 48), or a note while S is undefined."""
     plot_line(
         right,
         series(metrics, GRAD_ALIGNMENT),
@@ -159,6 +144,31 @@ def fig10(runs, out=None) -> Figure:
             ha="center",
             fontsize=7,
         )
+
+
+def fig10(runs, out=None) -> Figure:
+    """Figure 10 (and 34). Left: |cos(g^D, r)| of the total gradient and the Hessian's top
+    eigenvector (log scale) with E|cos| of two random directions in R^m dashed. Middle: the mean
+    over the tracked examples of cos(−g, Jq⁽¹⁾). Right: A_S(g^D) and A_S(r), S = span{m̄ⁱ}
+    (eq. 48), defined once every class is some example's most likely one."""
+    run = one_run(runs, "fig10")
+    metrics = load_metrics(run["run_dir"])
+    if GRAD_HESSIAN_COS not in metrics.columns and GRAD_ALIGNMENT not in metrics.columns:
+        raise ValueError(
+            f"{run['run_dir']} logged no subspace metrics: run it with the 'subspace' probe group"
+        )
+    fig, axes = new_figure(1, 3, panel=(4.0, 3.0))
+    left, middle, right = axes[0]
+    _fig10_left(left, metrics)
+    plot_line(
+        middle,
+        series(metrics, GRAD_MARGIN_COS),
+        color="tab:red",
+        marker=".",
+        label=r"$\cos(-g, Jq^{(1)})$",
+    )
+    middle.set_ylim(-1.05, 1.05)
+    _fig10_right(right, metrics)
     for ax in (left, middle, right):
         ax.set_xlabel("step")
         legend(ax)

@@ -15,6 +15,23 @@ from ijr.reporting.registry import SEED0, Output, report, target
 NORMS = "probe/logit_norm,probe/logit_sum_abs,probe/weight_norm,probe/dist_from_init"
 RELATION = "probe/sharpness,probe/impurity_mean*probe/jacobian_ones_sq"
 FIG30_STEPS = "100,500,1000,2000,4000,6000"
+SHARPNESS, JACOBIAN = "probe/sharpness", "probe/jacobian_norm_sq"  # figures.SHARPNESS, .JACOBIAN
+
+# ijr-report options of paper 000's figures: (flag, argparse keyword arguments), one definition
+# each, shared by the reports that read them.
+STYLE_BY = (
+    "--style-by",
+    {"help": "curves/fig5/fig6: comma-separated config keys that tell settings apart"},
+)
+SMOOTH = ("--smooth", {"type": int, "help": "curves/fig5: moving-average window (logged points)"})
+WINDOWS = (
+    "--windows",
+    {"help": "fig2: step windows; fig3: zoom windows after the whole run (START:END[,...])"},
+)
+STEPS = (
+    "--steps",
+    {"help": "fig8/fig9/fig11: probe steps to draw, comma-separated (default: last)"},
+)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -87,6 +104,9 @@ def _seed0(stem: str, folder: str, *args: str, report: str | None = None) -> Out
     aliases=("fig1",),
     experiments=("fig1_impurity",),
     outputs=(_seed0("fig1", "fig1_impurity"),),
+    options=(
+        ("--example", {"type": int, "help": "fig1: which tracked example (default: the first)"}),
+    ),
 )
 def _fig1(runs, args):
     from ijr.reporting import figures
@@ -100,6 +120,11 @@ def _fig1(runs, args):
     aliases=("fig2",),
     experiments=("fig2_sharpness_jacobian",),
     outputs=(_seed0("fig2", "fig2_sharpness_jacobian"),),
+    options=(
+        WINDOWS,
+        ("--left", {"default": SHARPNESS, "help": "fig2: metric on the left axis"}),
+        ("--right", {"default": JACOBIAN, "help": "fig2: metric on the right axis"}),
+    ),
 )
 def _fig2(runs, args):
     from ijr.reporting import figures
@@ -113,6 +138,7 @@ def _fig2(runs, args):
     aliases=("fig3",),
     experiments=("fig3_trajectory",),
     outputs=(_seed0("fig3", "fig3_trajectory"),),
+    options=(WINDOWS,),
 )
 def _fig3(runs, args):
     from ijr.reporting import figures
@@ -143,6 +169,19 @@ def _fig4(runs, args):
         _seed0("fig5_lr", "fig5_lr", "--style-by", "optim.lr"),
         _seed0("fig5_batch", "fig5_batch", "--style-by", "data.batch_size"),
     ),
+    options=(
+        STYLE_BY,
+        SMOOTH,
+        (
+            "--row",
+            {
+                "action": "append",
+                "default": [],
+                "metavar": "K=V;K=V",
+                "help": "fig5: one panel row per filter (repeatable)",
+            },
+        ),
+    ),
 )
 def _fig5(runs, args):
     from ijr.reporting import figures
@@ -159,6 +198,7 @@ def _fig5(runs, args):
     aliases=("fig6",),
     paper_experiments=("fig6_ejr_wrn",),
     outputs=(Output("fig6", "fig6_ejr_wrn"),),
+    options=(STYLE_BY,),
 )
 def _fig6(runs, args):
     from ijr.reporting import figures
@@ -173,6 +213,7 @@ def _fig6(runs, args):
     aliases=("fig7",),
     needs_runs=False,
     outputs=(Output("fig7", None),),
+    options=(("--p", {"help": "fig7: the probability vector, comma-separated"}),),
 )
 def _fig7(_runs, args):
     from ijr.reporting import figures
@@ -193,6 +234,7 @@ def _fig7(_runs, args):
         _seed0("fig8", "fig10_subspace"),
         _seed0("fig30", "fig10_subspace", "--steps", FIG30_STEPS),
     ),
+    options=(STEPS,),
 )
 def _fig8(runs, args):
     from ijr.reporting import figures
@@ -214,6 +256,10 @@ def _step(args) -> int | None:
         _seed0("fig9", "fig10_subspace"),
         _seed0("fig11", "fig10_subspace", report="000-fig11"),
         _seed0("fig33", "fig10_subspace", report="000-fig33"),
+    ),
+    options=(
+        STEPS,
+        ("--pair", {"help": "fig9: the two classes I,J (default: most opposed means)"}),
     ),
 )
 def _fig9(runs, args):
@@ -238,7 +284,12 @@ def _fig10(runs, args):
     return figures.fig10(runs)
 
 
-@report("000-fig11", "Figure 11: ‖Jq⁽ⁱ⁾‖ / mean and cos²(Jq⁽ⁱ⁾, Jq⁽ʲ⁾)", aliases=("fig11",))
+@report(
+    "000-fig11",
+    "Figure 11: ‖Jq⁽ⁱ⁾‖ / mean and cos²(Jq⁽ⁱ⁾, Jq⁽ʲ⁾)",
+    aliases=("fig11",),
+    options=(STEPS,),
+)
 def _fig11(runs, args):
     from ijr.reporting import figures
 
@@ -258,6 +309,16 @@ def _fig33(runs, args):
     aliases=("fig36",),
     experiments=("fig36_ejr_grid",),
     outputs=(Output("fig36", "fig36_ejr_grid"),),
+    options=(
+        (
+            "--kind",
+            {
+                "default": "lines",
+                "choices": ("lines", "heatmap"),
+                "help": "fig36: lines or heatmap",
+            },
+        ),
+    ),
 )
 def _fig36(runs, args):
     from ijr.reporting import figures
@@ -265,7 +326,17 @@ def _fig36(runs, args):
     return figures.fig36(runs, kind=args.kind)
 
 
-@report("000-curves", "any metrics against step or epoch (--metrics)", aliases=("curves",))
+@report(
+    "000-curves",
+    "any metrics against step or epoch (--metrics)",
+    aliases=("curves",),
+    options=(
+        ("--metrics", {"help": "curves: comma-separated metric names, products a*b or globs"}),
+        STYLE_BY,
+        ("--x", {"default": "step", "choices": ("step", "epoch"), "help": "curves: x axis"}),
+        SMOOTH,
+    ),
+)
 def _curves(runs, args):
     from ijr.reporting import figures
 
