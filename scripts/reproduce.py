@@ -76,7 +76,7 @@ def report(target: str, args: argparse.Namespace, extra_report_args: list[str] =
     out_dir = Path(args.results) / args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
-    for name, stem, folder, report_args in TARGETS[target][2]:
+    for name, stem, folder, report_args in TARGETS[registry.get(target).name][2]:
         runs = Path(args.runs) / folder if folder else Path(args.runs)
         cmd = [str(BIN / "ijr-report"), name, "--runs", str(runs), "--out", str(out_dir / stem)]
         cmd += ["--profile", args.profile, *report_args, *extra_report_args]

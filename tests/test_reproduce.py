@@ -63,3 +63,11 @@ def test_list_prints_every_target(reproduce, capsys):
     assert reproduce.main(["--list"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {name}" in out for name in reproduce.TARGETS)
+
+
+def test_report_takes_an_earlier_name_too(reproduce, tmp_path):
+    """scripts/demo.py calls report("table1", ...): the earlier names reach the registry's."""
+    args = reproduce.argparse.Namespace(results=str(tmp_path), profile="quick", runs="runs")
+    assert reproduce.report("table1", args) == reproduce.report("000-table1", args) == 0
+    first, second = (c for c in reproduce.commands if c[0].endswith("ijr-report"))
+    assert first == second and first[1] == "table1"
