@@ -3,7 +3,7 @@ family: :mod:`.impurity` (Fig. 1), :mod:`.sharpness` (Fig. 2), :mod:`.trajectory
 :mod:`.arp` (Figs. 4, 5), :mod:`.accuracy` (Figs. 6, 36), :mod:`.secular` (Fig. 7),
 :mod:`.subspace` (Figs. 8, 10), :mod:`.margins` (Figs. 9, 11, 33), :mod:`.curves` (any metrics:
 Figs. 12-15, 22-25), over the shared helpers of :mod:`._plot`. Which command line draws which
-figure is :mod:`ijr.reporting.p000` (the report registry).
+figure is :mod:`ijr.reporting.papers.p000` (the report registry).
 
 Every function takes ``runs`` — :func:`ijr.reporting.load_runs`'s frame (or rows of it), a run
 directory, a runs root, or a list of run directories — and returns the ``matplotlib.figure.Figure``
