@@ -96,6 +96,23 @@ def test_claims_and_cpu_scale_are_not_part_of_the_run_key():
     assert compute_run_key(edited) == compute_run_key(cfg)
 
 
+@pytest.mark.parametrize("name", [n for n, e in CPU.items() if e.rows_not_run])
+def test_rows_not_run_are_exactly_the_selected_rows_outside_the_cpu_sweep(name):
+    """Every claim selects a row the cpu sweep runs, or one listed in rows_not_run (not both)."""
+    swept = {
+        k: {float(v) for v in vs}
+        for k, vs in _sweep(name).items()
+        if k in {key for c in CPU[name].claims for key in c.select}
+    }
+    for key, values in CPU[name].rows_not_run.items():
+        assert not swept[key] & {float(v) for v in values}, (name, key)
+    for claim in CPU[name].claims:
+        for key, value in claim.select.items():
+            if key in swept:
+                outside = value in CPU[name].rows_not_run.get(key, ())
+                assert (float(value) in swept[key]) != outside, (claim.id, key, value)
+
+
 def test_queue_order_and_what_is_not_trained():
     queue = trained_experiments("cpu")
     assert queue[:4] == ["fig4_arp", "fig3_trajectory", "fig5_lr", "fig35_mse"]

@@ -70,7 +70,7 @@ def report_command(args: argparse.Namespace) -> list[str]:
         args.profile,
         "--out",
         str(out),
-    ]
+    ] + (["--keep-previous"] if args.keep_previous else [])
 
 
 def _all_finished(folder: Path, profile: str) -> bool:
@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-train", action="store_true", help="only the claims report")
     parser.add_argument("--no-report", action="store_true", help="only the training queue")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    parser.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="keep the claims of experiments with no run under --runs from the earlier report",
+    )
     args = parser.parse_args(argv)
     queue = trained_experiments(args.profile)
     if args.only:

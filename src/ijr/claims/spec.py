@@ -39,6 +39,7 @@ class Experiment:
     claims: tuple[Claim, ...]
     gpu_scale: bool = False  # not run in this profile: its claims report `not run`
     runs_of: str | None = None  # checked on another experiment's runs at this scale
+    rows_not_run: dict[str, tuple] = field(default_factory=dict)  # config key -> values not swept
 
 
 def _claim(experiment: str, raw: Any, index: int, path: Path) -> Claim:
@@ -74,11 +75,15 @@ def load_experiment(path: Path, profile: str) -> Experiment:
     if duplicated:
         raise ValueError(f"{path}: duplicate claim id(s) {', '.join(duplicated)}")
     scale = doc.get(f"{profile}_scale") or {}
+    rows = scale.get("rows_not_run") or {}
+    if not isinstance(rows, dict) or not all(isinstance(v, list) for v in rows.values()):
+        raise ValueError(f"{path}: {profile}_scale.rows_not_run must map config keys to lists")
     return Experiment(
         name=name,
         claims=claims,
         gpu_scale=bool(scale.get("gpu_scale", False)),
         runs_of=scale.get("runs_of"),
+        rows_not_run={k: tuple(v) for k, v in rows.items()},
     )
 
 
