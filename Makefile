@@ -21,12 +21,14 @@ export HYDRA_FULL_ERROR ?= 0
 COMMON := profile=$(PROFILE) hydra/launcher=$(LAUNCHER) paths.runs=$(RUNS) data.root=$(DATA_ROOT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync p004 claims
+.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync p004 claims report
 REPRODUCE = $(PY) scripts/reproduce.py --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) --overrides '$(OVERRIDES)'
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=quick|paper (now $(PROFILE)) LAUNCHER=local|submitit_local|slurm|slurm_cpu (now $(LAUNCHER)) OVERRIDES='key=value ...' DATA_ROOT=$(DATA_ROOT)"
+	@echo "report targets (the registry, src/ijr/reporting/papers/): make NAME, make report NAME=NAME; earlier names in ()"
+	@PYTHONPATH=$(CURDIR)/src $(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/reproduce.py --list
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,15 +81,23 @@ table6: install ## Table 6: EJR.v2 sweep (GPU scale: PROFILE=paper) then results
 figures: install ## every figure that fits the profile: results/$(PROFILE)/fig*.{png,pdf}
 	$(REPRODUCE) figures
 
-fig%: install ## one figure, e.g. `make fig4` (fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig12 fig15 fig35 fig36)
+fig%: install ## one of paper 000's figures by its earlier name, e.g. `make fig4` (= make 000-fig4)
 	$(REPRODUCE) fig$*
 
-p002-input-scaling: install ## companion paper 002 App. C.2 (Figs. 30-31): input scaling, results/$(PROFILE)/p002/
+report: ## one registry target by name: `make report NAME=000-fig4` (or NAME=fig4, NAME=004-fig1)
+	@test -n "$(NAME)" || { echo "make report: set NAME=<target> (make help lists them)" >&2; exit 2; }
+	@$(MAKE) --no-print-directory install
+	$(REPRODUCE) $(NAME)
+
+00%: install ## one registry target by its paper-qualified name, e.g. `make 000-fig4`, `make 004-fig1`
+	$(REPRODUCE) 00$*
+
+p002-input-scaling: install ## companion paper 002 App. C.2 (Figs. 30-31): input scaling (= make 002-input-scaling), results/$(PROFILE)/p002/
 	$(REPRODUCE) p002-input-scaling
 
 p004: p004-fig1 p004-fig2 p004-fig3 p004-sec4 ## companion paper 004 (Li, Wang & Li): all four, results/$(PROFILE)/p004/
 
-p004-%: install ## one paper-004 figure: p004-fig1 (phases) p004-fig2 (anomalies) p004-fig3 (Gram) p004-sec4 (linear net)
+p004-%: install ## one paper-004 figure by its earlier name: p004-fig1 (= make 004-fig1) p004-fig2 p004-fig3 p004-sec4
 	$(REPRODUCE) p004-$*
 
 claims: install ## the papers' claims checked: train what fits PROFILE (e.g. PROFILE=cpu), draw its figures, write results/$(PROFILE)/claims/claims.{md,csv}

@@ -1,12 +1,15 @@
-"""Driver of `make table1`, `make figures`, `make fig<N>`: run an experiment's sweep, then
-`ijr-report` on its run directories.
+"""Driver of `make table1`, `make figures`, `make fig<N>`, `make 000-fig4`, `make report NAME=...`:
+run an experiment's sweep, then `ijr-report` on its run directories.
 
     python scripts/reproduce.py table1 --profile quick --launcher local
+    python scripts/reproduce.py 004-fig1 --profile cpu        # or its earlier name p004-fig1
+    python scripts/reproduce.py --list                        # every target (make help)
     python scripts/reproduce.py fig4 --profile paper --launcher slurm --overrides "hydra.launcher.partition=gpu"
     python scripts/reproduce.py fig4 --launcher slurm_cpu -- hydra.launcher.partition=cpu seed=1
 
-Each target lists the experiments (conf/experiment/) whose multirun it launches and the reports it
-writes under ``<results>/<profile>/``. Re-running skips finished runs and resumes killed ones. The
+The targets are the report registry's (:mod:`ijr.reporting.registry`, declared per paper in
+src/ijr/reporting/papers/): each lists the experiments (conf/experiment/) whose multirun it
+launches and the reports it writes under ``<results>/<profile>/``. Re-running skips finished runs and resumes killed ones. The
 reports are written only when every launch of the target exited 0 (diverged runs are results; a
 failed run makes its launcher exit 1, and the target then stops with status 1 before reporting).
 """
@@ -21,175 +24,29 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "src"))  # a fresh clone before `pip install -e .` finds ijr too
 
-# target -> (experiments run in every profile, experiments added in the paper profile, reports)
-# A report is (report name, output stem, experiment folder or None for the runs root, extra args).
+from ijr.reporting import registry  # noqa: E402  (after the path above)
+
+# Views of the registry (src/ijr/reporting/papers/): target -> (experiments run in every profile,
+# experiments added in the paper profile, reports); a report is (ijr-report name, output stem,
+# experiment folder or None for the runs root, extra args).
 TARGETS: dict[str, tuple[list[str], list[str], list[tuple[str, str, str | None, list[str]]]]] = {
-    "table1": (
-        ["table1_simplecnn", "table1_simplecnn_full"],
-        ["table1_wrn", "table1_wrn_sgd"],
-        [("table1", "table1", None, [])],
-    ),
-    "table2": ([], ["table2_adversarial"], [("table2", "table2", None, [])]),  # GPU scale
-    "table5": (["table5_simplecnn"], ["table5_wrn"], [("table5", "table5", None, [])]),
-    "table6": ([], ["table6_wrn"], [("table6", "table6", None, [])]),
-    "fig1": (["fig1_impurity"], [], [("fig1", "fig1", "fig1_impurity", ["--select", "seed=0"])]),
-    "fig2": (
-        ["fig2_sharpness_jacobian"],
-        [],
-        [("fig2", "fig2", "fig2_sharpness_jacobian", ["--select", "seed=0"])],
-    ),
-    "fig3": (
-        ["fig3_trajectory"],
-        [],
-        [("fig3", "fig3", "fig3_trajectory", ["--select", "seed=0"])],
-    ),
-    "fig4": (["fig4_arp"], [], [("fig4", "fig4", "fig4_arp", ["--select", "seed=0"])]),
-    "fig5": (
-        ["fig5_lr", "fig5_batch"],
-        [],
+    name: (
+        list(entry.experiments),
+        list(entry.paper_experiments),
         [
-            ("fig5", "fig5_lr", "fig5_lr", ["--select", "seed=0", "--style-by", "optim.lr"]),
-            (
-                "fig5",
-                "fig5_batch",
-                "fig5_batch",
-                ["--select", "seed=0", "--style-by", "data.batch_size"],
-            ),
+            (registry.output_report(entry, o).command_name, o.stem, o.folder, list(o.args))
+            for o in entry.outputs
         ],
-    ),
-    "fig6": ([], ["fig6_ejr_wrn"], [("fig6", "fig6", "fig6_ejr_wrn", [])]),
-    "fig12": (
-        ["fig12_norms"],
-        [],
-        [
-            (
-                "curves",
-                "fig12",
-                "fig12_norms",
-                [
-                    "--metrics",
-                    "probe/logit_norm,probe/logit_sum_abs,probe/weight_norm,probe/dist_from_init",
-                ],
-            )
-        ],
-    ),
-    "fig15": (
-        ["fig15_relation"],
-        [],
-        [
-            (
-                "curves",
-                "fig15",
-                "fig15_relation",
-                [
-                    "--metrics",
-                    "probe/sharpness,probe/impurity_mean*probe/jacobian_ones_sq",
-                    "--style-by",
-                    "optim.lr",
-                ],
-            )
-        ],
-    ),
-    "fig35": (["fig35_mse"], [], [("fig2", "fig35", "fig35_mse", ["--select", "seed=0"])]),
-    # companion paper 002 (MacDonald et al.), App. C.2: results under <results>/<profile>/p002/
-    "p002-input-scaling": (
-        ["p002_input_scaling"],
-        [],
-        [
-            (
-                "curves",
-                "p002/input_scaling",
-                "p002_input_scaling",
-                [
-                    "--metrics",
-                    "probe/sharpness,probe/io_jacobian_max",
-                    "--style-by",
-                    "data.input_scale,model.kwargs.activation,loss.label_smoothing",
-                ],
-            )
-        ],
-    ),
-    # companion paper 004 (Li, Wang & Li): results under <results>/<profile>/p004/
-    "p004-fig1": (
-        ["p004_fig1_phases"],
-        [],
-        [
-            ("p004-fig1", "p004/fig1", "p004_fig1_phases", []),
-            ("p004-markers", "p004/fig1_markers", "p004_fig1_phases", []),
-        ],
-    ),
-    "p004-fig2": (
-        ["p004_fig2_anomalies"],
-        [],
-        [
-            ("p004-fig2", "p004/fig2", "p004_fig2_anomalies", []),
-            ("p004-markers", "p004/fig2_markers", "p004_fig2_anomalies", []),
-        ],
-    ),
-    "p004-fig3": (
-        ["p004_fig3_gram"],
-        [],
-        [
-            ("p004-fig3", "p004/fig3", "p004_fig3_gram", []),
-            ("p004-markers", "p004/fig3_markers", "p004_fig3_gram", []),
-        ],
-    ),
-    "p004-sec4": (
-        ["p004_sec4_linear"],
-        [],
-        [
-            ("p004-sec4", "p004/sec4", "p004_sec4_linear", []),
-            ("p004-markers", "p004/sec4_markers", "p004_sec4_linear", []),
-        ],
-    ),
-    "fig36": (["fig36_ejr_grid"], [], [("fig36", "fig36", "fig36_ejr_grid", [])]),
-    "fig7": ([], [], [("fig7", "fig7", None, [])]),  # the secular function: no runs
-    "fig8": (
-        ["fig10_subspace"],
-        [],
-        [
-            ("fig8", "fig8", "fig10_subspace", ["--select", "seed=0"]),
-            (
-                "fig8",
-                "fig30",
-                "fig10_subspace",
-                ["--select", "seed=0", "--steps", "100,500,1000,2000,4000,6000"],
-            ),
-        ],
-    ),
-    "fig9": (
-        ["fig10_subspace"],
-        [],
-        [
-            ("fig9", "fig9", "fig10_subspace", ["--select", "seed=0"]),
-            ("fig11", "fig11", "fig10_subspace", ["--select", "seed=0"]),
-            ("fig33", "fig33", "fig10_subspace", ["--select", "seed=0"]),
-        ],
-    ),
-    "fig10": (
-        ["fig10_subspace"],
-        [],
-        [("fig10", "fig10", "fig10_subspace", ["--select", "seed=0"])],
-    ),
+    )
+    for name, entry in registry.targets().items()
 }
-# `make figures`: what regenerates on a CPU in the quick profile, plus the GPU-scale ones in paper.
-FIGURES = [
-    "fig1",
-    "fig2",
-    "fig3",
-    "fig4",
-    "fig5",
-    "fig7",
-    "fig8",
-    "fig9",
-    "fig10",
-    "fig12",
-    "fig15",
-    "fig35",
-    "fig36",
+# `make figures`: paper 000's figures that fit the quick profile, plus the GPU-scale ones in paper.
+FIGURES = [e.name for e in registry.figure_targets("000", "quick")]
+FIGURES_PAPER_ONLY = [
+    e.name for e in registry.figure_targets("000", "paper") if e.name not in FIGURES
 ]
-FIGURES_PAPER_ONLY = ["fig6"]
 
 
 def run(cmd: list[str]) -> int:
@@ -219,7 +76,7 @@ def report(target: str, args: argparse.Namespace, extra_report_args: list[str] =
     out_dir = Path(args.results) / args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
-    for name, stem, folder, report_args in TARGETS[target][2]:
+    for name, stem, folder, report_args in TARGETS[registry.get(target).name][2]:
         runs = Path(args.runs) / folder if folder else Path(args.runs)
         cmd = [str(BIN / "ijr-report"), name, "--runs", str(runs), "--out", str(out_dir / stem)]
         cmd += ["--profile", args.profile, *report_args, *extra_report_args]
@@ -228,6 +85,7 @@ def report(target: str, args: argparse.Namespace, extra_report_args: list[str] =
 
 
 def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
+    target = registry.get(target).name
     always, paper_only, _ = TARGETS[target]
     experiments = always + (paper_only if args.profile == "paper" else [])
     if not TARGETS[target][0] and not TARGETS[target][1]:  # drawn from equations alone (Fig. 7)
@@ -249,9 +107,20 @@ def reproduce(target: str, args: argparse.Namespace, extra: list[str]) -> int:
     return 1 if report(target, args) else 0
 
 
+def _target_names() -> list[str]:
+    return [n for e in registry.targets().values() for n in (e.name, *e.aliases)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("target", choices=[*TARGETS, "figures"], help="what to regenerate")
+    parser.add_argument(
+        "target",
+        nargs="?",
+        choices=[*_target_names(), "figures"],
+        metavar="TARGET",
+        help="what to regenerate: a registry target (000-fig4, fig4, 004-fig1, ...) or figures",
+    )
+    parser.add_argument("--list", action="store_true", help="list the targets (make help)")
     parser.add_argument("--profile", default="quick", choices=["quick", "cpu", "paper"])
     parser.add_argument(
         "--launcher",
@@ -272,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         help="Hydra overrides for every run, one string (make's OVERRIDES), e.g. 'seed=1 trainer.max_steps=50'",
     )
     args, extra = parser.parse_known_args(argv)
+    if args.list:
+        print("\n".join(registry.help_lines()))
+        return 0
+    if args.target is None:
+        parser.error("a TARGET is required (or --list)")
     extra = shlex.split(args.overrides) + [e for e in extra if e != "--"]
     targets = (
         args.target == "figures"

@@ -520,7 +520,7 @@ def test_report_writes_md_and_csv_and_cli(tmp_path, monkeypatch):
     assert "1 claims: 1 pass" in md.read_text()
     assert list(pd.read_csv(csv).columns) == list(COLUMNS)
     monkeypatch.setattr(
-        "ijr.report.evaluate_all", lambda runs, profile: evaluate_all(runs, profile, conf)
+        "ijr.claims.evaluate.evaluate_all", lambda runs, profile: evaluate_all(runs, profile, conf)
     )
     assert (
         report_main(

@@ -45,3 +45,29 @@ def test_a_failed_launch_writes_no_report(reproduce, tmp_path, capsys):
     assert reproduce.main(["fig5", "--results", str(tmp_path)]) == 1
     assert not [c for c in reproduce.commands if c[0].endswith("ijr-report")]
     assert "its reports are not written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["004-fig1", "p004-fig1"])
+def test_a_target_by_its_paper_qualified_or_earlier_name(reproduce, tmp_path, name):
+    assert reproduce.main([name, "--profile", "cpu", "--results", str(tmp_path)]) == 0
+    launches = [c for c in reproduce.commands if c[0].endswith("ijr-train")]
+    reports = [c[1:] for c in reproduce.commands if c[0].endswith("ijr-report")]
+    assert [c[2] for c in launches] == ["experiment=p004_fig1_phases"]
+    assert [(r[0], r[4]) for r in reports] == [
+        ("p004-fig1", str(tmp_path / "cpu" / "p004" / "fig1")),
+        ("p004-markers", str(tmp_path / "cpu" / "p004" / "fig1_markers")),
+    ]
+
+
+def test_list_prints_every_target(reproduce, capsys):
+    assert reproduce.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name}" in out for name in reproduce.TARGETS)
+
+
+def test_report_takes_an_earlier_name_too(reproduce, tmp_path):
+    """scripts/demo.py calls report("table1", ...): the earlier names reach the registry's."""
+    args = reproduce.argparse.Namespace(results=str(tmp_path), profile="quick", runs="runs")
+    assert reproduce.report("table1", args) == reproduce.report("000-table1", args) == 0
+    first, second = (c for c in reproduce.commands if c[0].endswith("ijr-report"))
+    assert first == second and first[1] == "table1"

@@ -7,6 +7,11 @@
     ijr-report fig8   --runs runs/fig10_subspace --out results/quick/fig30 --steps 100,200,400
     ijr-report fig7   --out results/quick/fig7 --p 0.45,0.25,0.15,0.1,0.05
     ijr-report claims --runs runs/ --profile cpu --out results/cpu/claims
+    ijr-report 004-fig1 --runs runs/p004_fig1_phases --out results/cpu/p004/fig1
+
+Reports are named ``<paper>-<name>`` (``000-fig4``, ``004-fig1``; :mod:`ijr.reporting.registry`,
+declared in :mod:`ijr.reporting.papers`); paper 000's keep their bare names (``fig4``,
+``table1``, ``curves``), the companions' their ``pNNN-`` ones (``p004-fig1``).
 
 Tables write ``OUT.md``, ``OUT.csv`` and ``OUT.tex``; figures ``OUT.png`` and ``OUT.pdf``. Every
 written path is printed. ``claims`` checks every experiment's ``claims:`` (conf/experiment/)
@@ -21,41 +26,13 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ijr.claims import paired
-from ijr.claims.evaluate import evaluate_all, finished_runs, write_claims
-from ijr.claims.keep import keep_previous
-from ijr.claims.spec import load_experiments
-from ijr.reporting import figures, p004, table2, tables
+from matplotlib.figure import Figure
+
+from ijr.reporting import figures, registry
+from ijr.reporting.options import UsageError
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
 
-TABLES = ("table1", "table2", "table5", "table6")
-FIGURES = (
-    "fig1",
-    "fig2",
-    "fig3",
-    "fig4",
-    "fig5",
-    "fig6",
-    "fig7",
-    "fig8",
-    "fig9",
-    "fig10",
-    "fig11",
-    "fig33",
-    "fig36",
-    "curves",
-)
-NO_RUNS = ("fig7",)  # drawn from the paper's equations alone
-COMPANION_FIGURES = tuple(
-    p004.REPORTS
-)  # companion papers: p004-fig1, p004-fig2, p004-fig3, p004-sec4
-COMPANION_TABLES = ("p004-markers",)  # paper 004's phase / anomaly markers and Gram extremes
-CLAIMS = ("claims",)  # every experiment's claims: OUT/claims.md, OUT/claims.csv (ijr.claims)
-REPORTS = TABLES + FIGURES + COMPANION_FIGURES + COMPANION_TABLES + CLAIMS
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported as one line, exit code 2."""
+REPORTS = tuple(registry.names())  # every accepted name: 000-fig4 and its alias fig4, ...
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,40 +40,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _csv_list(text: str | None) -> list[str] | None:
-    return [item.strip() for item in text.split(",") if item.strip()] if text else None
-
-
-def _windows(text: str | None) -> list[tuple[float, float]] | None:
-    if not text:
-        return None
-    windows = []
-    for item in text.split(","):
-        lo, sep, hi = item.partition(":")
-        try:
-            windows.append((float(lo), float(hi)))
-        except ValueError:
-            raise UsageError(f"--windows expects START:END[,START:END...], got '{item}'") from None
-        if not sep:
-            raise UsageError(f"--windows expects START:END[,START:END...], got '{item}'")
-    return windows
-
-
-def _steps(text: str | None) -> list[int] | None:
-    items = _csv_list(text)
-    if not items:
-        return None
-    try:
-        return [int(item) for item in items]
-    except ValueError:
-        raise UsageError(f"--steps expects comma-separated integers, got '{text}'") from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="ijr-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("report", choices=REPORTS, help="which table or figure")
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    """The options every report reads: where the runs are, where the output goes, which runs."""
     parser.add_argument(
         "--runs", help="runs root, experiment folder or one run directory (all but fig7)"
     )
@@ -130,151 +75,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-paper", action="store_true", help="tables: leave the paper's columns empty"
     )
-    parser.add_argument(
-        "--metrics", help="curves: comma-separated metric names, products a*b or globs"
+
+
+def _report_options(parser: argparse.ArgumentParser) -> None:
+    """The options the registered reports declare (``Report.options``); one flag declared
+    differently by two reports is an error."""
+    declared: dict[str, tuple[str, dict]] = {}
+    for entry in registry.reports().values():
+        for flag, kwargs in entry.options:
+            if flag in declared:
+                if declared[flag][1] != kwargs:
+                    raise ValueError(
+                        f"option {flag} is declared differently by {declared[flag][0]} and {entry.name}"
+                    )
+                continue
+            declared[flag] = (entry.name, kwargs)
+            parser.add_argument(flag, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ijr-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--style-by", help="curves/fig5/fig6: comma-separated config keys that tell settings apart"
+        "report",
+        choices=REPORTS,
+        metavar="REPORT",
+        help="which table or figure (000-fig4, fig4, ...)",
     )
-    parser.add_argument(
-        "--row",
-        action="append",
-        default=[],
-        metavar="K=V;K=V",
-        help="fig5: one panel row per filter (repeatable)",
-    )
-    parser.add_argument(
-        "--windows",
-        help="fig2: step windows; fig3: zoom windows after the whole run (START:END[,...])",
-    )
-    parser.add_argument("--left", default=figures.SHARPNESS, help="fig2: metric on the left axis")
-    parser.add_argument("--right", default=figures.JACOBIAN, help="fig2: metric on the right axis")
-    parser.add_argument("--x", default="step", choices=("step", "epoch"), help="curves: x axis")
-    parser.add_argument(
-        "--smooth", type=int, help="curves/fig5: moving-average window (logged points)"
-    )
-    parser.add_argument(
-        "--example", type=int, help="fig1: which tracked example (default: the first)"
-    )
-    parser.add_argument(
-        "--steps", help="fig8: probe steps to draw, comma-separated (default: last)"
-    )
-    parser.add_argument("--p", help="fig7: the probability vector, comma-separated")
-    parser.add_argument("--pair", help="fig9: the two classes I,J (default: most opposed means)")
-    parser.add_argument(
-        "--keep-previous",
-        action="store_true",
-        help="claims: keep OUT's rows of experiments with no run under --runs (ijr.claims.keep)",
-    )
-    parser.add_argument(
-        "--kind", default="lines", choices=("lines", "heatmap"), help="fig36: lines or heatmap"
-    )
+    _common_options(parser)
+    _report_options(parser)
     return parser
 
 
-def _table(args, runs) -> list:
-    if args.report == "table2":
-        frame = table2.table2(
-            runs,
-            profile=args.profile,
-            allow_mixed_profiles=args.allow_mixed_profiles,
-            experiment=args.experiment or "table2*",
-            paper=not args.no_paper,
-        )
-        return table2.write_table2(frame, args.out)
-    frame = tables.build_table(
-        args.report,
-        runs,
-        profile=args.profile,
-        allow_mixed_profiles=args.allow_mixed_profiles,
-        expected_seeds=args.expected_seeds,
-        experiment=args.experiment,
-        paper=not args.no_paper,
-    )
-    return tables.write_table(frame, args.out)
-
-
-def _figure(args, runs) -> list:
-    if args.experiment:
-        runs = select_runs(runs, experiment=args.experiment)
-        if runs.empty:
-            raise ValueError(f"no runs of experiment '{args.experiment}'")
-    runs, _ = check_profiles(runs, args.profile, args.allow_mixed_profiles, what=args.report)
-    style_by = _csv_list(args.style_by)
-    report = args.report
-    if report in COMPANION_FIGURES:
-        fig = p004.REPORTS[report](runs)
-        figures._footer(fig, runs)
-    elif report == "fig1":
-        fig = figures.fig1(runs, example=args.example)
-    elif report == "fig2":
-        fig = figures.fig2(runs, windows=_windows(args.windows), left=args.left, right=args.right)
-    elif report == "fig3":
-        windows = _windows(args.windows)
-        fig = figures.fig3(runs, windows=[None, *windows] if windows else (None, (100, 300)))
-    elif report == "fig4":
-        fig = figures.fig4(runs)
-    elif report == "fig5":
-        rows = [parse_assignments(r.split(";")) for r in args.row] or None
-        fig = figures.fig5(runs, rows=rows, style_by=style_by, smoothing=args.smooth)
-    elif report == "fig6":
-        fig = figures.fig6(runs, style_by=style_by[0] if style_by else "method.name")
-    elif report == "fig8":
-        fig = figures.fig8(runs, steps=_steps(args.steps))
-    elif report == "fig10":
-        fig = figures.fig10(runs)
-    elif report in ("fig9", "fig11"):
-        steps = _steps(args.steps)
-        step = steps[0] if steps else None
-        if report == "fig11":
-            fig = figures.fig11(runs, step=step)
-        else:
-            pair = _steps(args.pair)
-            if pair is not None and len(pair) != 2:
-                raise UsageError(f"--pair expects two classes I,J, got '{args.pair}'")
-            fig = figures.fig9(runs, step=step, pair=tuple(pair) if pair else None)
-    elif report == "fig33":
-        fig = figures.fig33(runs)
-    elif report == "fig36":
-        fig = figures.fig36(runs, kind=args.kind)
-    else:
-        metrics = _csv_list(args.metrics)
-        if not metrics:
-            raise UsageError("curves needs --metrics NAME[,NAME...]")
-        fig = figures.curves(runs, metrics, style_by=style_by, x=args.x, smoothing=args.smooth)
-    return figures.save_figure(fig, args.out)
-
-
-def _claims(args) -> list:
-    if not args.profile:
-        raise UsageError("claims needs --profile (quick, paper or cpu)")
-    frame = evaluate_all(args.runs, args.profile)
-    runs = finished_runs(args.runs, args.profile)
-    sources = {e.runs_of or e.name for e in load_experiments(args.profile)}
-    runs = runs[runs["experiment"].isin(sources)]  # the runs the claims are judged on
-    judged, kept = runs, []
-    if args.keep_previous:
-        frame, judged, kept = keep_previous(frame, runs, load_experiments(args.profile), args.out)
-        print(f"ijr-report: kept the previous claims of {', '.join(kept) or 'no experiment'}")
-    written = write_claims(frame, args.out, args.profile, runs=judged, kept=kept)
-    if (runs["experiment"] == paired.EXPERIMENT).any():  # Table 1 with seeds paired
-        written += paired.write_paired(paired.paired_table(runs), args.out)
-    return written
-
-
-def run(argv: Sequence[str] | None = None) -> list:
-    """Parse ``argv``, write the report and return the written paths (raises on bad input)."""
-    args = build_parser().parse_args(argv)
-    if args.report in NO_RUNS:
-        try:
-            p = [float(v) for v in _csv_list(args.p)] if args.p else figures.FIG7_P
-        except ValueError:
-            raise UsageError(f"--p expects comma-separated probabilities, got '{args.p}'") from None
-        return figures.save_figure(figures.fig7(p), args.out)
-    if not args.runs:
-        raise UsageError(f"{args.report} needs --runs DIR")
-    if args.report in CLAIMS:
-        return _claims(args)
+def _load(args):
+    """The runs under ``--runs`` kept by ``--select``; errors name the folder or the selection."""
     if args.expected_seeds is not None and args.expected_seeds < 1:
         raise UsageError(f"--expected-seeds must be >= 1, got {args.expected_seeds}")
     runs = load_runs(args.runs)
@@ -284,10 +119,33 @@ def run(argv: Sequence[str] | None = None) -> list:
         runs = select_runs(runs, parse_assignments(args.select))
         if runs.empty:
             raise ValueError(f"no run under {args.runs} matches {' '.join(args.select)}")
-    if args.report in COMPANION_TABLES:
-        runs, _ = check_profiles(runs, args.profile, args.allow_mixed_profiles, what=args.report)
-        return p004.write_markers(p004.markers_table(runs), args.out)
-    return _table(args, runs) if args.report in TABLES else _figure(args, runs)
+    return runs
+
+
+def _figure_runs(args, runs):
+    """A figure's runs: those of ``--experiment`` (if given), of one profile."""
+    if args.experiment:
+        runs = select_runs(runs, experiment=args.experiment)
+        if runs.empty:
+            raise ValueError(f"no runs of experiment '{args.experiment}'")
+    runs, _ = check_profiles(runs, args.profile, args.allow_mixed_profiles, what=args.report)
+    return runs
+
+
+def run(argv: Sequence[str] | None = None) -> list:
+    """Parse ``argv``, write the report and return the written paths (raises on bad input).
+    Which function draws it is the registry's (:mod:`ijr.reporting.registry`)."""
+    args = build_parser().parse_args(argv)
+    entry = registry.get(args.report)
+    runs = None
+    if entry.needs_runs:
+        if not args.runs:
+            raise UsageError(f"{args.report} needs --runs DIR")
+        if entry.kind != "claims":
+            runs = _load(args)
+            runs = _figure_runs(args, runs) if entry.kind == "figure" else runs
+    result = entry.draw(runs, args)
+    return figures.save_figure(result, args.out) if isinstance(result, Figure) else result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,7 @@ from ijr.claims.checks import (
 )
 from ijr.claims.series import NotReached, Run, Unmeasured
 from ijr.claims.spec import CONF_DIR, Claim, Experiment, load_experiments
+from ijr.reporting.render import markdown_lines
 from ijr.reporting.runs import BASE_COLUMNS, load_runs, select_runs, varying_keys
 
 COLUMNS = ("experiment", "claim", "paper", "statement", "status", "measured", "expected")
@@ -188,17 +189,13 @@ def counts(frame: pd.DataFrame) -> dict[str, int]:
     return {s: int((frame["status"] == s).sum()) for s in STATUSES}
 
 
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def claim_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[str]:
-    """One Markdown table row per claim with these columns (the status in bold)."""
-    rows = []
-    for _, row in frame.iterrows():
-        cells = [f"**{row[c]}**" if c == "status" else row[c] for c in columns]
-        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return rows
+    """A Markdown table of the claims with these columns (the status in bold), header first."""
+    rows = [
+        [f"**{row[c]}**" if c == "status" else row[c] for c in columns]
+        for _, row in frame.iterrows()
+    ]
+    return markdown_lines(columns, rows)
 
 
 def to_markdown(frame: pd.DataFrame, profile: str, kept: list[str] | None = None) -> str:
@@ -220,8 +217,6 @@ def to_markdown(frame: pd.DataFrame, profile: str, kept: list[str] | None = None
             if kept
             else []
         ),
-        "| experiment | claim | paper | status | measured | expected |",
-        "|---|---|---|---|---|---|",
     ]
     lines += claim_rows(frame, ("experiment", "claim", "paper", "status", "measured", "expected"))
     lines += ["", "## Statements", ""]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ijr.reporting.render import markdown_lines
+
 EXPERIMENT = "table1_simplecnn"
 COLUMNS = (
     "optim.lr",
@@ -70,17 +72,22 @@ def write_paired(table: pd.DataFrame, out: str | Path) -> list[Path]:
     out = Path(out)
     csv, md = out / "table1_paired.csv", out / "table1_paired.md"
     table.to_csv(csv, index=False, float_format="%.2f")
-    lines = [
-        "| η | vs | seeds | EJR | competitor | EJR − competitor (paired) | EJR ahead | per seed |",
-        "|---|---|---|---|---|---|---|---|",
+    header = ["η", "vs", "seeds", "EJR", "competitor", "EJR − competitor (paired)"]
+    header += ["EJR ahead", "per seed"]
+    rows = [
+        [
+            f"{r['optim.lr']:g}",
+            r["competitor"],
+            r["seeds"],
+            f"{r['ejr_mean']:.2f} ± {r['ejr_std']:.2f}",
+            f"{r['competitor_mean']:.2f} ± {r['competitor_std']:.2f}",
+            f"{r['diff_mean']:+.2f} ± {r['diff_std']:.2f}",
+            f"{r['ejr_ahead']}/{r['seeds']}",
+            r["diff_per_seed"],
+        ]
+        for _, r in table.iterrows()
     ]
-    for _, r in table.iterrows():
-        lines.append(
-            f"| {r['optim.lr']:g} | {r['competitor']} | {r['seeds']} | {r['ejr_mean']:.2f} ± "
-            f"{r['ejr_std']:.2f} | {r['competitor_mean']:.2f} ± {r['competitor_std']:.2f} | "
-            f"{r['diff_mean']:+.2f} ± {r['diff_std']:.2f} | {r['ejr_ahead']}/{r['seeds']} | "
-            f"{r['diff_per_seed']} |"
-        )
+    lines = markdown_lines(header, rows)
     md.write_text(
         "Test accuracy (%), Table 1 SimpleCNN rows, seeds paired.\n\n" + "\n".join(lines) + "\n"
     )

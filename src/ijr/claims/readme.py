@@ -1,6 +1,7 @@
-"""Blocks of README.md and results/README.md generated from results files, so that no number in
-them is copied by hand: the claims table (from ``results/<profile>/claims/claims.csv``) and the
-runs behind it (from ``results/<profile>/claims/runs.csv``).
+"""Blocks of README.md and results/README.md generated from results files and the code, so that
+nothing in them is copied by hand: the claims table (from ``results/<profile>/claims/claims.csv``),
+the runs behind it (from ``results/<profile>/claims/runs.csv``) and the list of make targets (from
+the report registry, :func:`ijr.reporting.registry.markdown_table`).
 
 A block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``:
 
@@ -20,10 +21,7 @@ import pandas as pd
 
 from ijr.claims.checks import STATUSES
 from ijr.claims.evaluate import RUN_COLUMNS, claim_rows
-
-
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+from ijr.reporting.render import markdown_lines
 
 
 def claims_block(results: Path) -> str:
@@ -33,8 +31,6 @@ def claims_block(results: Path) -> str:
     lines = [
         f"{len(frame)} claims: {tally} (`{results.parent.name}/{results.name}/claims/claims.md`).",
         "",
-        "| experiment | claim | paper | status | measured |",
-        "|---|---|---|---|---|",
     ]
     lines += claim_rows(frame, ("experiment", "claim", "paper", "status", "measured"))
     return "\n".join(lines)
@@ -44,16 +40,27 @@ def runs_block(results: Path) -> str:
     """The runs the claims were judged on, with their wall time (one thread)."""
     frame = pd.read_csv(results / "claims" / "runs.csv", keep_default_na=False)
     columns = [c for c in RUN_COLUMNS if c in frame.columns]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    rows = []
     for _, row in frame.iterrows():
         values = [row[c] for c in columns]
         if "wall_time_s" in columns and row["wall_time_s"] != "":
             values[columns.index("wall_time_s")] = f"{float(row['wall_time_s']) / 60:.1f} min"
-        lines.append("| " + " | ".join(_cell(v) for v in values) + " |")
-    return "\n".join(lines)
+        rows.append(values)
+    return "\n".join(markdown_lines(columns, rows))
 
 
-BLOCKS: dict[str, Callable[[Path], str]] = {"claims": claims_block, "claims-runs": runs_block}
+def reports_block(_results: Path) -> str:
+    """The make targets of the report registry (no results needed)."""
+    from ijr.reporting.registry import markdown_table
+
+    return markdown_table()
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "claims": claims_block,
+    "claims-runs": runs_block,
+    "reports": reports_block,
+}
 
 
 def _pattern(name: str) -> re.Pattern:

@@ -1,5 +1,5 @@
 """``make claims``: train every experiment that has its own runs in a profile (one Hydra multirun
-each, one after the other), draw the figures of scripts/reproduce.py from them (an experiment
+each, one after the other), draw paper 000's figures of the report registry from them (an experiment
 with ``<profile>_scale.runs_of`` is drawn from that experiment's runs), then ``ijr-report
 claims`` over them.
 
@@ -13,13 +13,13 @@ Re-running skips finished runs and resumes killed ones (``ijr-train`` does).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 from ijr.claims.evaluate import JUDGED_RUN_STATUSES
 from ijr.claims.spec import CONF_DIR, load_experiments
+from ijr.reporting import registry
 from ijr.reporting.runs import load_runs
 
 BIN = Path(sys.executable).parent
@@ -73,14 +73,6 @@ def report_command(args: argparse.Namespace) -> list[str]:
     ] + (["--keep-previous"] if args.keep_previous else [])
 
 
-def _reproduce_targets() -> dict:
-    """scripts/reproduce.py's TARGETS: target -> (experiments, paper-only ones, reports)."""
-    spec = importlib.util.spec_from_file_location("_reproduce", REPO / "scripts" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.TARGETS
-
-
 def _all_finished(folder: Path, profile: str) -> bool:
     """Whether ``folder`` holds runs of ``profile`` and all of them have finished (a figure is
     never drawn from a run still in progress)."""
@@ -92,24 +84,25 @@ def _all_finished(folder: Path, profile: str) -> bool:
 
 
 def figure_commands(args: argparse.Namespace) -> list[list[str]]:
-    """``ijr-report`` for every figure of scripts/reproduce.py whose experiment is trained (or
-    has ``runs_of``) in the profile, into RESULTS/PROFILE/; those without runs, or with a run
-    still in progress, are skipped."""
+    """``ijr-report`` for every output of paper 000's figure targets (the report registry,
+    :func:`ijr.reporting.registry.figure_targets`) whose experiment is trained (or has
+    ``runs_of``) in the profile, into RESULTS/PROFILE/; those without runs, or with a run still in
+    progress, are skipped."""
     experiments = {e.name: e for e in load_experiments(args.profile)}
     out_dir = Path(args.results) / args.profile
     commands = []
-    for target, (_, _, reports) in _reproduce_targets().items():
-        for name, stem, folder, extra in reports:
-            if not target.startswith("fig") or folder is None or name in ("table1", "table2"):
-                continue
-            exp = experiments.get(folder)
+    for entry in registry.figure_targets("000", "paper"):
+        for output in entry.outputs:
+            exp = experiments.get(output.folder) if output.folder else None
             if exp is None or exp.gpu_scale:
                 continue
-            runs = Path(args.runs) / (exp.runs_of or folder)
+            runs = Path(args.runs) / (exp.runs_of or output.folder)
             if not _all_finished(runs, args.profile):
                 continue
-            cmd = [str(BIN / "ijr-report"), name, "--runs", str(runs), "--out", str(out_dir / stem)]
-            commands.append(cmd + ["--profile", args.profile, *extra])
+            name = registry.output_report(entry, output).command_name
+            cmd = [str(BIN / "ijr-report"), name, "--runs", str(runs)]
+            cmd += ["--out", str(out_dir / output.stem), "--profile", args.profile]
+            commands.append(cmd + list(output.args))
     return commands
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ijr.reporting.runs import load_metrics
+from ijr.run_artifacts import TRAJECTORY_FILE, TrajectoryFile
 
 
 class NotReached(Exception):
@@ -124,13 +125,12 @@ class Run:
 
     def trajectory(self) -> pd.DataFrame:
         """``trajectory.bin`` as a frame: index step, one column per sketch coordinate."""
-        path = self.path / "trajectory.bin"
+        path = self.path / TRAJECTORY_FILE
         if not path.is_file():
-            raise Unmeasured(f"{self.path.name}/trajectory.bin does not exist")
+            raise Unmeasured(f"{self.path.name}/{TRAJECTORY_FILE} does not exist")
         dim = int(self.row.get("probes.trajectory_dim") or 1024)
-        record = np.dtype([("step", "<i8"), ("theta", "<f4", (dim,))])
-        data = np.fromfile(path, dtype=record)
-        return pd.DataFrame(data["theta"], index=data["step"]).sort_index()
+        steps, sketches = TrajectoryFile(path, dim).read()
+        return pd.DataFrame(sketches, index=steps).sort_index()
 
 
 def first_reach(run: Run, params: dict) -> int:

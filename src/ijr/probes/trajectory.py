@@ -11,19 +11,18 @@ one ``index_add`` over the parameters: negligible next to a training step.
 ``<run_dir>/trajectory.bin`` holds one record per probe step: the step (int64) and S theta_t
 (D float32 values), little-endian. Records are appended and flushed at each probe; on (re)start the
 records with ``step >= the start step`` are dropped (they are measured again), as for
-``metrics.csv``.
+``metrics.csv``. The file format (:class:`TrajectoryFile`, :func:`read_trajectory`) lives in the
+Lightning-free :mod:`ijr.run_artifacts`, read by the reports and the claims too.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from pathlib import Path
 
-import numpy as np
 import torch
 
-FILE_NAME = "trajectory.bin"
+from ijr.run_artifacts import TRAJECTORY_FILE as FILE_NAME
+from ijr.run_artifacts import TrajectoryFile, read_trajectory
 
 
 class ParameterSketch:
@@ -45,64 +44,6 @@ class ParameterSketch:
         return torch.zeros(self.dim, dtype=torch.float64).index_add_(
             0, self.bucket, flat * self.sign
         )
-
-
-class TrajectoryFile:
-    """Append-only ``trajectory.bin`` of (step, S theta) records (see the module docstring)."""
-
-    def __init__(self, path: str | os.PathLike, dim: int) -> None:
-        self.path = Path(path)
-        self.dim = int(dim)
-        self.dtype = np.dtype([("step", "<i8"), ("sketch", "<f4", (self.dim,))])
-
-    def read(self) -> tuple[np.ndarray, np.ndarray]:
-        """(steps (n,), sketches (n, dim)); a torn last record (a killed run) is ignored."""
-        if not self.path.exists():
-            return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
-        raw = self.path.read_bytes()
-        whole = len(raw) // self.dtype.itemsize
-        records = np.frombuffer(raw[: whole * self.dtype.itemsize], dtype=self.dtype)
-        return records["step"].copy(), records["sketch"].copy()
-
-    def truncate_from(self, step: int) -> None:
-        """Keep only the records with ``step < step``."""
-        steps, sketches = self.read()
-        keep = steps < step
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        records = np.zeros(int(keep.sum()), dtype=self.dtype)
-        records["step"], records["sketch"] = steps[keep], sketches[keep]
-        tmp.write_bytes(records.tobytes())
-        os.replace(tmp, self.path)
-
-    def append(self, step: int, sketch: torch.Tensor) -> None:
-        record = np.zeros(1, dtype=self.dtype)
-        record["step"] = int(step)
-        record["sketch"][0] = sketch.detach().cpu().numpy().astype(np.float32)
-        with self.path.open("ab") as f:
-            f.write(record.tobytes())
-            f.flush()
-
-
-def read_trajectory(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, sketches) of a run's ``trajectory.bin``; a clear error when it has none."""
-    path = Path(run_dir) / FILE_NAME
-    if not path.is_file() or path.stat().st_size == 0:
-        raise ValueError(
-            f"{run_dir} has no {FILE_NAME}: run it with the 'trajectory' probe group (probes.cheap=[...,trajectory])"
-        )
-    dim = _dim_from_config(Path(run_dir))
-    return TrajectoryFile(path, dim).read()
-
-
-def _dim_from_config(run_dir: Path) -> int:
-    import yaml
-
-    config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
-    dim = (config.get("probes") or {}).get("trajectory_dim")
-    if not dim:
-        raise ValueError(f"{run_dir}/.hydra/config.yaml has no probes.trajectory_dim")
-    return int(dim)
 
 
 __all__ = ["FILE_NAME", "ParameterSketch", "TrajectoryFile", "read_trajectory"]

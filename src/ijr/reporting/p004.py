@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ijr.reporting.render import markdown_lines, write_texts
 from ijr.reporting.runs import load_metrics
 
 MAX_RUNS = 4
@@ -248,22 +249,14 @@ def markers_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def write_markers(frame: pd.DataFrame, out) -> list:
     """``OUT.md`` and ``OUT.csv`` of :func:`markers_table` (transposed: one column per run)."""
-    from pathlib import Path
-
-    stem = Path(out)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    frame.to_csv(csv_path, index=False)
     table = frame.set_index("run").T
-    lines = ["| quantity | " + " | ".join(map(str, table.columns)) + " |"]
-    lines.append("|---" * (len(table.columns) + 1) + "|")
-    for name, values in table.iterrows():
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in values]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    md_path.write_text("\n".join(lines) + "\n")
+    rows = [
+        [name, *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values)]
+        for name, values in table.iterrows()
+    ]
+    md = "\n".join(markdown_lines(["quantity", *map(str, table.columns)], rows)) + "\n"
+    csv_path, md_path = write_texts(out, {"csv": frame.to_csv(index=False), "md": md})
     return [md_path, csv_path]
 
 
-REPORTS = {"p004-fig1": fig1, "p004-fig2": fig2, "p004-fig3": fig3, "p004-sec4": sec4}
-
-__all__ = ["MARKERS", "REPORTS", "fig1", "fig2", "fig3", "markers_table", "sec4", "write_markers"]
+__all__ = ["MARKERS", "fig1", "fig2", "fig3", "markers_table", "sec4", "write_markers"]

@@ -41,6 +41,7 @@ from ijr.reporting.paper import (
     format_reg_param,
     load_paper_table,
 )
+from ijr.reporting.render import latex_lines, markdown_lines, write_texts
 from ijr.reporting.runs import check_profiles, select_runs, varying_keys
 
 ACC_METRIC = "final.test/acc"
@@ -301,6 +302,38 @@ def _sort_key(row: dict, axes: Sequence[str]):
     return tuple(key)
 
 
+def _table_runs(
+    name: str, spec: TableSpec, runs: pd.DataFrame, experiment, profile, allow_mixed_profiles
+) -> tuple[pd.DataFrame, list]:
+    """The runs of table ``name``: its experiments (or ``experiment``), its methods, one profile."""
+    glob = spec.experiment if experiment is None else experiment
+    selected = select_runs(runs, experiment=glob) if len(runs) else runs
+    if selected.empty:
+        found = ", ".join(sorted(set(runs["experiment"].astype(str)))) if len(runs) else "none"
+        raise ValueError(
+            f"no {name} runs of experiment '{glob}' (experiments found: {found}); pass experiment='*' to use every run"
+        )
+    methods = [m for c in spec.columns for m in c.methods]
+    if "method.name" not in selected.columns:
+        raise ValueError(f"the {name} runs have no method.name in their config")
+    in_table = selected["method.name"].isin(methods)
+    if not in_table.any():
+        raise ValueError(
+            f"none of the {len(selected)} {name} runs uses a method of this table ({', '.join(methods)})"
+        )
+    return check_profiles(selected[in_table], profile, allow_mixed_profiles, what=name)
+
+
+def _paper_fields(row: dict, paper_table, base: dict, spec: TableSpec, column, reg) -> None:
+    """The paper's mean / std (and ΔAcc, ERR for the target column) of one cell, into ``row``."""
+    paper_fields = _paper_cell(paper_table, {k: base[k] for k in spec.axes}, column, reg)
+    row[f"{column.slug}_paper_mean"] = paper_fields["paper_mean"]
+    row[f"{column.slug}_paper_std"] = paper_fields["paper_std"]
+    if column.target:
+        row["paper_delta_acc"] = paper_fields["paper_delta_acc"]
+        row["paper_err"] = paper_fields["paper_err"]
+
+
 def build_table(
     name: str,
     runs: pd.DataFrame,
@@ -317,34 +350,14 @@ def build_table(
     if name not in SPECS:
         raise ValueError(f"unknown table '{name}'; valid: {', '.join(SPECS)}")
     spec = SPECS[name]
-    glob = spec.experiment if experiment is None else experiment
-    selected = select_runs(runs, experiment=glob) if len(runs) else runs
-    if selected.empty:
-        found = ", ".join(sorted(set(runs["experiment"].astype(str)))) if len(runs) else "none"
-        raise ValueError(
-            f"no {name} runs of experiment '{glob}' (experiments found: {found}); pass experiment='*' to use every run"
-        )
-    methods = [m for c in spec.columns for m in c.methods]
-    if "method.name" not in selected.columns:
-        raise ValueError(f"the {name} runs have no method.name in their config")
-    in_table = selected["method.name"].isin(methods)
-    if not in_table.any():
-        raise ValueError(
-            f"none of the {len(selected)} {name} runs uses a method of this table ({', '.join(methods)})"
-        )
-    selected, profiles = check_profiles(
-        selected[in_table], profile, allow_mixed_profiles, what=name
-    )
+    selected, profiles = _table_runs(name, spec, runs, experiment, profile, allow_mixed_profiles)
     keys = _key_frame(selected, spec)
     if expected_seeds is not None and expected_seeds < 1:
         raise ValueError(f"expected_seeds must be >= 1, got {expected_seeds}")
 
     base_cols = ["profile", *spec.axes]
-    cells: dict[tuple, pd.DataFrame] = {}
-    for cell_key, cell in keys.groupby(
-        [*base_cols, "slug", "method", "reg"], sort=False, dropna=False
-    ):
-        cells[cell_key] = cell
+    cell_keys = [*base_cols, "slug", "method", "reg"]
+    cells = dict(iter(keys.groupby(cell_keys, sort=False, dropna=False)))
     expected = expected_seeds or max(
         cell["seed"].map(lambda s: "none" if _missing(s) else s).nunique()
         for cell in cells.values()
@@ -371,14 +384,7 @@ def build_table(
                         column, base, group, cells, target_method, reg, expected, ddof, selected
                     )
                 )
-                paper_fields = _paper_cell(
-                    paper_table, {k: base[k] for k in spec.axes}, column, reg
-                )
-                row[f"{column.slug}_paper_mean"] = paper_fields["paper_mean"]
-                row[f"{column.slug}_paper_std"] = paper_fields["paper_std"]
-                if column.target:
-                    row["paper_delta_acc"] = paper_fields["paper_delta_acc"]
-                    row["paper_err"] = paper_fields["paper_err"]
+                _paper_fields(row, paper_table, base, spec, column, reg)
             ours_base, ours_target = (
                 row[f"{spec.baseline.slug}_mean"],
                 row[f"{spec.target.slug}_mean"],
@@ -571,8 +577,7 @@ def to_markdown(frame: pd.DataFrame) -> str:
     header, body = _display_rows(frame, "md")
     lines = [f"# {spec.title}", ""]
     lines += [f"{line}  " if i < 3 else line for i, line in enumerate(_preamble(frame))]
-    lines += ["", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    lines += ["", *markdown_lines(header, body)]
     return "\n".join(lines) + "\n"
 
 
@@ -599,23 +604,9 @@ def to_latex(frame: pd.DataFrame) -> str:
     spec = _spec_of(frame)
     header, body = _display_rows(frame, "tex")
     preamble = _preamble(frame)
-    lines = [
-        f"% {spec.name} generated by ijr-report -- {preamble[0]}",
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\scriptsize",
-    ]
     caption = _tex_text(spec.title + ". " + " ".join(preamble))
-    lines += [
-        r"\caption{" + caption + "}",
-        r"\begin{tabular}{" + "l" * len(header) + "}",
-        r"\toprule",
-    ]
-    lines.append(" & ".join(header) + r" \\")
-    lines.append(r"\midrule")
-    lines += [" & ".join(cells) + r" \\" for cells in body]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    comment = f"{spec.name} generated by ijr-report -- {preamble[0]}"
+    return "\n".join(latex_lines(header, body, comment, caption)) + "\n"
 
 
 def to_csv(frame: pd.DataFrame) -> str:
@@ -628,16 +619,8 @@ def write_table(
     frame: pd.DataFrame, out: str | os.PathLike, formats: Sequence[str] = ("md", "csv", "tex")
 ) -> list[Path]:
     """Write ``out.md``, ``out.csv`` and ``out.tex`` (a suffix on ``out`` is dropped); returns the paths."""
-    stem = Path(out)
-    if stem.suffix in {".md", ".csv", ".tex"}:
-        stem = stem.with_suffix("")
-    stem.parent.mkdir(parents=True, exist_ok=True)
     render = {"md": to_markdown, "csv": to_csv, "tex": to_latex}
-    written = []
-    for fmt in formats:
-        if fmt not in render:
-            raise ValueError(f"unknown table format '{fmt}'; valid: md, csv, tex")
-        path = stem.parent / f"{stem.name}.{fmt}"
-        path.write_text(render[fmt](frame))
-        written.append(path)
-    return written
+    unknown = [fmt for fmt in formats if fmt not in render]
+    if unknown:
+        raise ValueError(f"unknown table format '{unknown[0]}'; valid: md, csv, tex")
+    return write_texts(out, {fmt: render[fmt](frame) for fmt in formats})
