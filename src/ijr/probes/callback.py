@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 import torch
 
 from ijr.data.rng import derive_seed
+from ijr.methods.base import smoothed_label_entropy
 from ijr.metrics_log import log_metrics
 from ijr.probes.arp import ARPTracker
 from ijr.probes.config import ProbeConfig
@@ -317,6 +318,9 @@ class CurvatureProbes(pl.Callback):
                 "test", cfg.physical_batch_size or self.dm.physical_batch_size
             )
             if want_gap
+            else None,
+            label_entropy=smoothed_label_entropy(pl_module.label_smoothing, self.dm.num_classes)
+            if want_gap and pl_module.loss_name == "cross_entropy"
             else None,
         )
         metrics = result.metrics

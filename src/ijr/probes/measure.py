@@ -36,6 +36,10 @@ Metric groups and what they log (``probe/`` prefix omitted):
   input-output Jacobian d softmax(f(x)) / dx;
 * ``gen_gap``: ``gen_gap`` = accuracy on the probe set (training data) - accuracy on the test
   split, ``gen_gap_loss`` = test loss - probe-set loss, both with the model in eval mode;
+  with cross-entropy also ``train_loss_minus_entropy`` = probe-set loss - H(smoothed label)
+  (paper 002, Fig. 1: the loss's minimum under label smoothing is that entropy); for a
+  one-output model ``io_jacobian`` logs ``io_jacobian_raw_max`` = max ||d f(x) / dx|| instead
+  (paper 002, App. C.3's regression networks);
 * ``subspace`` (Appendix D, Figure 10): with g^D the mean gradient over the probe set, r the
   Hessian's top eigenvector (from ``sharpness`` at the same probe) and S = span{m_bar^i} the
   class means of m = sqrt(lambda^(1)) J q^(1) over the probe examples whose most likely class is
@@ -219,6 +223,7 @@ class ProbeMeasurer:
         full_batch: bool = False,
         evaluate=None,
         test_batches: Sequence[Batch] | None = None,
+        label_entropy: float | None = None,
     ) -> Measurement:
         cfg = self.config
         out = Measurement()
@@ -339,6 +344,10 @@ class ProbeMeasurer:
         if expensive and "io_jacobian" in cfg.expensive and not one_output:
             with measurement_mode(measured, cfg.io_jacobian_bn_mode):
                 m["probe/io_jacobian_max"] = float(curvature.io_jacobian_max(measured, batches))
+        if expensive and "io_jacobian" in cfg.expensive and one_output:
+            with measurement_mode(measured, cfg.io_jacobian_bn_mode):  # paper 002 App. C.3
+                norms = curvature.io_jacobian_norms(measured, batches, softmax=False)
+                m["probe/io_jacobian_raw_max"] = float(norms.max())
         if expensive and "gen_gap" in cfg.expensive:
             if evaluate is None or test_batches is None:
                 raise ValueError(
@@ -348,6 +357,8 @@ class ProbeMeasurer:
             test_loss, test_acc = evaluate(test_batches)
             m["probe/gen_gap"] = float(train_acc - test_acc)
             m["probe/gen_gap_loss"] = float(test_loss - train_loss)
+            if label_entropy is not None:  # paper 002 Fig. 1: the loss minus its minimum
+                m["probe/train_loss_minus_entropy"] = float(train_loss - label_entropy)
         return out
 
     def _gram(
