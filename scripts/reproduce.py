@@ -92,6 +92,34 @@ TARGETS: dict[str, tuple[list[str], list[str], list[tuple[str, str, str | None, 
         ],
     ),
     "fig35": (["fig35_mse"], [], [("fig2", "fig35", "fig35_mse", ["--select", "seed=0"])]),
+    # companion paper 002 (MacDonald et al.): results under <results>/<profile>/p002/
+    "p002-fig1": (
+        ["p002_fig1_label_smoothing"],
+        [],
+        [("p002-fig1", "p002/fig1", "p002_fig1_label_smoothing", [])],
+    ),
+    "p002-fig2": ([], ["p002_fig2_weight_decay"], [("p002-fig2", "p002/fig2", None, [])]),
+    "p002-fig3": ([], ["p002_fig3_lr_batch"], [("p002-fig3", "p002/fig3", None, [])]),
+    "p002-fig5": (
+        [],
+        [
+            "p002_fig5_label_smoothing",
+            "p002_fig5_mixup",
+            "p002_fig5_augment",
+            "p002_fig5_sam",
+        ],
+        [("p002-fig5", "p002/fig5", None, [])],
+    ),
+    "p002-fig28": (
+        [],
+        ["p002_fig28_first_epoch", "p002_fig29_long"],
+        [("p002-fig28", "p002/fig28", None, [])],
+    ),
+    "p002-c3": (
+        ["p002_c3_gaussian", "p002_c3_relu"],
+        [],
+        [("p002-tables", "p002/tables", None, []), ("p002-fig32", "p002/fig32", None, [])],
+    ),
     # companion paper 002 (MacDonald et al.), App. C.2: results under <results>/<profile>/p002/
     "p002-input-scaling": (
         ["p002_input_scaling"],
