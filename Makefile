@@ -21,7 +21,7 @@ export HYDRA_FULL_ERROR ?= 0
 COMMON := profile=$(PROFILE) hydra/launcher=$(LAUNCHER) paths.runs=$(RUNS) data.root=$(DATA_ROOT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync p004 claims
+.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync p002 p004 claims
 REPRODUCE = $(PY) scripts/reproduce.py --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) --overrides '$(OVERRIDES)'
 
 help: ## list the targets
@@ -84,6 +84,12 @@ fig%: install ## one figure, e.g. `make fig4` (fig1 fig2 fig3 fig4 fig5 fig6 fig
 
 p002-input-scaling: install ## companion paper 002 App. C.2 (Figs. 30-31): input scaling, results/$(PROFILE)/p002/
 	$(REPRODUCE) p002-input-scaling
+
+P002_GPU := p002-fig2 p002-fig3 p002-fig5 p002-fig28
+p002: p002-fig1 p002-c3 p002-input-scaling $(if $(filter paper,$(PROFILE)),$(P002_GPU)) ## companion paper 002 (MacDonald et al.): results/$(PROFILE)/p002/ (Figs. 2-5, 28-29 with PROFILE=paper only: GPU scale)
+
+p002-fig1 p002-fig2 p002-fig3 p002-fig5 p002-fig28 p002-c3: install ## one paper-002 family: p002-fig1 (label smoothing x eta) p002-fig2 (weight decay) p002-fig3 (eta x B) p002-fig5 (regularisers) p002-fig28 (first epoch, Fig. 29) p002-c3 (Tables 1-2, Fig. 32)
+	$(REPRODUCE) $@
 
 p004: p004-fig1 p004-fig2 p004-fig3 p004-sec4 ## companion paper 004 (Li, Wang & Li): all four, results/$(PROFILE)/p004/
 

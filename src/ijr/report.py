@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from ijr.claims import paired
 from ijr.claims.evaluate import evaluate_all, finished_runs, write_claims
 from ijr.claims.spec import load_experiments
-from ijr.reporting import figures, p004, table2, tables
+from ijr.reporting import figures, p002, p004, table2, tables
 from ijr.reporting.runs import check_profiles, load_runs, parse_assignments, select_runs
 
 TABLES = ("table1", "table2", "table5", "table6")
@@ -45,10 +45,9 @@ FIGURES = (
     "curves",
 )
 NO_RUNS = ("fig7",)  # drawn from the paper's equations alone
-COMPANION_FIGURES = tuple(
-    p004.REPORTS
-)  # companion papers: p004-fig1, p004-fig2, p004-fig3, p004-sec4
-COMPANION_TABLES = ("p004-markers",)  # paper 004's phase / anomaly markers and Gram extremes
+COMPANION_REPORTS = {**p002.REPORTS, **p004.REPORTS}  # companion papers' figures by name
+COMPANION_FIGURES = tuple(COMPANION_REPORTS)  # p002-fig1 ... p002-fig32, p004-fig1 ... p004-sec4
+COMPANION_TABLES = ("p004-markers", "p002-tables")  # 004's markers, 002's Tables 1-2
 CLAIMS = ("claims",)  # every experiment's claims: OUT/claims.md, OUT/claims.csv (ijr.claims)
 REPORTS = TABLES + FIGURES + COMPANION_FIGURES + COMPANION_TABLES + CLAIMS
 
@@ -197,7 +196,7 @@ def _figure(args, runs) -> list:
     style_by = _csv_list(args.style_by)
     report = args.report
     if report in COMPANION_FIGURES:
-        fig = p004.REPORTS[report](runs)
+        fig = COMPANION_REPORTS[report](runs)
         figures._footer(fig, runs)
     elif report == "fig1":
         fig = figures.fig1(runs, example=args.example)
@@ -276,6 +275,8 @@ def run(argv: Sequence[str] | None = None) -> list:
             raise ValueError(f"no run under {args.runs} matches {' '.join(args.select)}")
     if args.report in COMPANION_TABLES:
         runs, _ = check_profiles(runs, args.profile, args.allow_mixed_profiles, what=args.report)
+        if args.report == "p002-tables":
+            return p002.write_tables(p002.tables(runs), args.out)
         return p004.write_markers(p004.markers_table(runs), args.out)
     return _table(args, runs) if args.report in TABLES else _figure(args, runs)
 
