@@ -248,3 +248,26 @@ def test_raw_io_jacobian_is_the_slope_of_a_scalar_model():
     norms = curvature.io_jacobian_norms(model, [x], softmax=False)
     slopes = torch.func.vmap(torch.func.jacrev(lambda v: model(v.unsqueeze(0))[0, 0]))(x)
     torch.testing.assert_close(norms, slopes.abs().reshape(-1))
+
+
+# ------------------------------------------------------------------ resume with mixup
+def test_a_killed_mixup_run_resumes_byte_identically(tmp_path):
+    """Mixup and augmentation with p draw from (seed, step) streams, so a run killed at step 13
+    and resumed writes exactly the files of an uninterrupted run."""
+    import signal
+
+    from conftest import REPO, compose_cfg, run_cli
+    from ijr.train import train
+    from test_resume import FAST, at_step, files_of, run_dir_of
+
+    extra = ["data.mixup_beta=0.4", "data.augment=true", "data.augment_p=0.5"]
+    whole = tmp_path / "whole"
+    assert train(compose_cfg(f"paths.runs={whole}", *FAST, *extra))["status"] == "completed"
+    cut = tmp_path / "cut"
+    args = [f"paths.runs={cut}", *FAST, *extra, "trainer.checkpoint_every_n_steps=1000"]
+    paths = f"{REPO / 'tests'}:{REPO / 'src'}"  # this checkout's ijr in the subprocess too
+    proc = run_cli(*args, at_step(13, int(signal.SIGTERM)), env={"PYTHONPATH": paths})
+    assert proc.returncode == 128 + int(signal.SIGTERM), proc.stderr
+    resumed = train(compose_cfg(*args))
+    assert resumed["status"] == "completed" and resumed["resumed_from_step"] == 13
+    assert files_of(run_dir_of(cut)) == files_of(run_dir_of(whole))
