@@ -223,6 +223,9 @@ def test_gaussian_activation_and_inits():
     assert float(low[1].weight.detach().norm()) == pytest.approx(0.56, rel=0.15)  # Table 1: 0.56
     with pytest.raises(ValueError, match="unknown activation"):
         build("coord_mlp", 1, (1,), activation="sine")
+    for key, bad in (("sigma", 0.0), ("sigma", float("inf")), ("width", 2.5), ("depth", True)):
+        with pytest.raises(ValueError, match=f"coord_mlp': {key} must be a positive"):
+            build("coord_mlp", 1, (1,), **{key: bad})
 
 
 def test_sine_pretraining_fits_a_high_frequency_function():

@@ -80,13 +80,12 @@ def pretrain_on_sine(
     return float(loss.detach())
 
 
-def _check(key: str, value, kind: type, positive: bool = True):
-    if isinstance(value, bool) or not isinstance(value, kind) or (positive and not value > 0):
-        raise ValueError(
-            f"model 'coord_mlp': {key} must be a positive {kind.__name__}, got {value!r}"
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"model 'coord_mlp': {key} must be finite, got {value!r}")
+def _check(key: str, value, integer: bool = False):
+    """``value`` if it is a positive finite number (an int with ``integer``); else one line."""
+    kind, what = ((int,), "integer") if integer else ((int, float), "finite number")
+    bad = isinstance(value, bool) or not isinstance(value, kind)
+    if bad or not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"model 'coord_mlp': {key} must be a positive {what}, got {value!r}")
     return value
 
 
@@ -112,21 +111,21 @@ def build_coord_mlp(
         raise ValueError(
             f"model 'coord_mlp': unknown activation {activation!r}; valid: {', '.join(COORD_ACTIVATIONS)}"
         )
-    depth, width = _check("depth", depth, int), _check("width", width, int)
+    depth, width = _check("depth", depth, True), _check("width", width, True)
     if depth < 2:
         raise ValueError(f"model 'coord_mlp': depth must be >= 2 Linear layers, got {depth}")
-    sigma = float(_check("sigma", sigma, (int, float)))  # type: ignore[arg-type]
+    sigma = float(_check("sigma", sigma))
     in_features = math.prod(in_shape)
     model = CoordinateMLP(in_features, num_classes, depth, width, activation, sigma)
     if first_layer_std is not None:
-        std = float(_check("first_layer_std", first_layer_std, (int, float)))  # type: ignore[arg-type]
+        std = float(_check("first_layer_std", first_layer_std))
         with torch.no_grad():
             model[1].weight.normal_(0.0, std)
     if pretrain_frequency is not None:
         if in_features != 1 or num_classes != 1:
             raise ValueError("model 'coord_mlp': pretrain_frequency needs one input and one output")
-        freq = float(_check("pretrain_frequency", pretrain_frequency, (int, float)))  # type: ignore[arg-type]
-        _check("pretrain_steps", pretrain_steps, int)
-        _check("pretrain_points", pretrain_points, int)
+        freq = float(_check("pretrain_frequency", pretrain_frequency))
+        _check("pretrain_steps", pretrain_steps, True)
+        _check("pretrain_points", pretrain_points, True)
         pretrain_on_sine(model, freq, pretrain_points, pretrain_steps)
     return model
