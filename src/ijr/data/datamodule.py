@@ -429,9 +429,9 @@ class TensorDataModule(pl.LightningDataModule):
         perm = perm.to(x.device)
         if self.target_kind == "index":
             y = F.one_hot(y, self.num_classes).to(x.dtype)
-        return (1 - theta) * x + theta * x.index_select(0, perm), (
-            1 - theta
-        ) * y + theta * y.index_select(0, perm)
+        mixed_x = (1 - theta) * x + theta * x.index_select(0, perm)
+        mixed_y = (1 - theta) * y + theta * y.index_select(0, perm)
+        return mixed_x, mixed_y
 
     def train_dataloader(self) -> _TrainBatches:
         self._require_ready()
