@@ -21,7 +21,7 @@ export HYDRA_FULL_ERROR ?= 0
 COMMON := profile=$(PROFILE) hydra/launcher=$(LAUNCHER) paths.runs=$(RUNS) data.root=$(DATA_ROOT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync p004 claims report
+.PHONY: help install test test-slow test-all test-slurm demo lint format clean bench table1 table2 table5 table6 figures wandb-sync p002 p004 claims report
 REPRODUCE = $(PY) scripts/reproduce.py --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) --overrides '$(OVERRIDES)'
 
 help: ## list the targets
@@ -92,8 +92,11 @@ report: ## one registry target by name: `make report NAME=000-fig4` (or NAME=fig
 00%: install ## one registry target by its paper-qualified name, e.g. `make 000-fig4`, `make 004-fig1`
 	$(REPRODUCE) 00$*
 
-p002-input-scaling: install ## companion paper 002 App. C.2 (Figs. 30-31): input scaling (= make 002-input-scaling), results/$(PROFILE)/p002/
-	$(REPRODUCE) p002-input-scaling
+P002_GPU := p002-fig2 p002-fig3 p002-fig5 p002-fig28
+p002: p002-fig1 p002-c3 p002-input-scaling $(if $(filter paper,$(PROFILE)),$(P002_GPU)) ## companion paper 002 (MacDonald et al.): results/$(PROFILE)/p002/ (Figs. 2-5, 28-29 with PROFILE=paper only: GPU scale)
+
+p002-%: install ## one paper-002 family by its earlier name: p002-fig1 (= make 002-fig1) p002-fig2 p002-fig3 p002-fig5 p002-fig28 p002-c3 p002-input-scaling
+	$(REPRODUCE) p002-$*
 
 p004: p004-fig1 p004-fig2 p004-fig3 p004-sec4 ## companion paper 004 (Li, Wang & Li): all four, results/$(PROFILE)/p004/
 

@@ -26,7 +26,10 @@ def one_error_line(capsys) -> str:
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("model=nosuch", "unknown model 'nosuch' (model=nosuch); valid model choices: cnn6, fc2"),
+        (
+            "model=nosuch",
+            "unknown model 'nosuch' (model=nosuch); valid model choices: cnn6, coord_mlp, fc2",
+        ),
         ("optim.lrr=0.1", "unknown key 'optim.lrr' (optim.lrr=...); keys of optim: lr, momentum"),
         ("+foo=1", "unknown key 'foo' (+foo=...): the config has no such key"),
         ("probes=al", "unknown probes 'al' (probes=al); valid probes choices: all, basic, none"),

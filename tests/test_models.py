@@ -22,6 +22,7 @@ CONF_MODEL_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
 
 EXPECTED_NAMES = [
     "cnn6",
+    "coord_mlp",
     "fc2",
     "fcn3",
     "preact_resnet18",

@@ -52,6 +52,8 @@ RUN_KEY_IGNORE = (
 # those runs computed, so their directories keep their keys (like ``adversary: none`` below).
 RUN_KEY_NEUTRAL = {
     "data.input_scale": 1.0,  # paper 002 App. C.2; 1.0 leaves the inputs as they were
+    "data.augment_p": 1.0,  # paper 002 App. B.3; 1.0 augments every example, as before
+    "data.mixup_beta": 0.0,  # paper 002 App. B.3; 0.0 is no mixup
 }
 
 

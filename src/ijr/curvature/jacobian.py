@@ -355,9 +355,10 @@ def lambda_hat(sharpness: float, jacobian_spectral_sq: float) -> float:
 
 # ------------------------------------------------------------------ input-output Jacobian --------
 def io_jacobian_norms(
-    model: nn.Module, inputs: Any, dtype: torch.dtype | None = None
+    model: nn.Module, inputs: Any, dtype: torch.dtype | None = None, *, softmax: bool = True
 ) -> torch.Tensor:
-    """Per-example spectral norm ||d softmax(f(x)) / dx||_2 (paper 002, Sections 4-5, App. A.1).
+    """Per-example spectral norm ||d softmax(f(x)) / dx||_2 (paper 002, Sections 4-5, App. A.1);
+    ``softmax=False``: ||d f(x) / dx||_2 of the model itself (the regression networks of App. C.3).
 
     Exact: the C rows of each example's C x d Jacobian by C reverse passes (with independent
     examples the gradient of sum_i softmax(f(x_i))_c with respect to the batch gives every
@@ -375,7 +376,8 @@ def io_jacobian_norms(
             if not x.is_floating_point():
                 raise ValueError("the input-output Jacobian needs floating inputs")
             x = x.detach().requires_grad_(True)
-            probs = torch.softmax(fm.forward(fm.point, x, chunk=k), dim=-1)
+            out_x = fm.forward(fm.point, x, chunk=k)
+            probs = torch.softmax(out_x, dim=-1) if softmax else out_x
             num_classes = probs.shape[-1]
             rows = []
             for c in range(num_classes):

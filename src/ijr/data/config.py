@@ -18,10 +18,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "mnist", "imagefolder", "digits", "synthetic")
+DATASETS: tuple[str, ...] = (
+    "cifar10",
+    "cifar100",
+    "mnist",
+    "imagefolder",
+    "digits",
+    "synthetic",
+    "points",
+)
 
 SUBSET_MODES = ("first", "balanced")
-TASKS = ("classification", "two_class_mse")
+TASKS = ("classification", "two_class_mse", "regression")
 TARGETS = ("index", "onehot")
 DTYPES = ("float32", "float64")
 
@@ -38,6 +46,8 @@ COMMON_KEYS = (
     "standardize",
     "input_scale",
     "augment",
+    "augment_p",
+    "mixup_beta",
     "batch_size",
     "physical_batch_size",
     "drop_last",
@@ -51,6 +61,7 @@ DATASET_KEYS: dict[str, tuple[str, ...]] = {
     "imagefolder": ("root", "image_size", "channels", "cache"),
     "digits": (),
     "synthetic": ("shape", "num_classes", "n_train", "n_test", "data_seed"),
+    "points": ("n_points", "data_seed"),
 }
 
 
@@ -80,6 +91,8 @@ class DataConfig:
     standardize: bool = True
     input_scale: float = 1.0
     augment: bool = False
+    augment_p: float = 1.0
+    mixup_beta: float = 0.0
     batch_size: int | str = 128
     physical_batch_size: int | None = None
     drop_last: bool = False
@@ -91,6 +104,7 @@ class DataConfig:
     n_train: int = 2048
     n_test: int = 512
     data_seed: int = 0
+    n_points: int = 8
 
     def __repr__(self) -> str:
         return f"DataConfig({self.as_dict()})"
@@ -174,6 +188,43 @@ def _check_input_scale(value: Any) -> float:
     return float(value)
 
 
+def _check_augment_p(value: Any, augment: bool) -> float:
+    """data.augment_p: the probability that a training example is augmented (paper 002, App. B.3)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"data.augment_p must be a number in [0, 1], got {value!r}")
+    if value != 1 and not augment:
+        raise ValueError(
+            f"data.augment_p={value} needs data.augment=true (or leave augment_p at 1)"
+        )
+    return float(value)
+
+
+def _check_mixup_beta(value: Any) -> float:
+    """data.mixup_beta: beta of theta ~ Beta(beta, beta) (paper 002, App. B.3); 0 = no mixup."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value < float("inf")
+    ):
+        raise ValueError(
+            f"data.mixup_beta must be a finite number >= 0 (0: no mixup), got {value!r}"
+        )
+    return float(value)
+
+
+def _check_task_dataset(cfg: DataConfig) -> None:
+    """The regression task and the points dataset (paper 002, App. C.3) go together."""
+    if (cfg.task == "regression") != (cfg.name == "points"):
+        raise ValueError(
+            f"data.task=regression is the points dataset's task (got task={cfg.task}, name={cfg.name}); "
+            "use data=points with task=regression, or a classification task elsewhere"
+        )
+    if cfg.name == "points" and (cfg.augment or cfg.standardize or cfg.targets != "index"):
+        raise ValueError(
+            "data=points (2-D regression, paper 002 App. C.3) takes augment=false, standardize=false, targets=index"
+        )
+
+
 def parse_data_config(data_cfg: Any) -> DataConfig:
     """Validate a data config (DictConfig or dict with the keys of ``conf/data/*.yaml``)."""
     raw = _to_plain_dict(data_cfg)
@@ -235,7 +286,8 @@ def parse_data_config(data_cfg: Any) -> DataConfig:
         cfg.classes = tuple(int(c) for c in classes)
 
     # what the model predicts
-    cfg.task = _check_choice("task", get("task", "classification"), TASKS)
+    default_task = "regression" if name == "points" else "classification"
+    cfg.task = _check_choice("task", get("task", default_task), TASKS)
     cfg.targets = _check_choice("targets", get("targets", "index"), TARGETS)
     if cfg.task == "two_class_mse":
         if cfg.classes is not None and len(cfg.classes) != 2:
@@ -248,9 +300,11 @@ def parse_data_config(data_cfg: Any) -> DataConfig:
             )
 
     # preprocessing
-    cfg.standardize = _check_bool("standardize", get("standardize", True))
+    cfg.standardize = _check_bool("standardize", get("standardize", name != "points"))
     cfg.input_scale = _check_input_scale(get("input_scale", 1.0))
     cfg.augment = _check_bool("augment", get("augment", False))
+    cfg.augment_p = _check_augment_p(get("augment_p", 1.0), cfg.augment)
+    cfg.mixup_beta = _check_mixup_beta(get("mixup_beta", 0.0))
     cfg.dtype = _check_choice("dtype", get("dtype", "float32"), DTYPES)
 
     # batching
@@ -309,4 +363,8 @@ def parse_data_config(data_cfg: Any) -> DataConfig:
         cfg.n_train = _check_int("n_train", get("n_train", 2048), minimum=1)
         cfg.n_test = _check_int("n_test", get("n_test", 512), minimum=1)
         cfg.data_seed = _check_int("data_seed", get("data_seed", 0))
+    if name == "points":
+        cfg.n_points = _check_int("n_points", get("n_points", 8), minimum=2)
+        cfg.data_seed = _check_int("data_seed", get("data_seed", 0))
+    _check_task_dataset(cfg)
     return cfg

@@ -25,6 +25,7 @@ import operator
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from ijr.data.augment import random_crop_flip
 from ijr.data.config import DataConfig, parse_data_config
 from ijr.data.identity import data_identity
-from ijr.data.rng import generator
+from ijr.data.rng import derive_seed, generator
 from ijr.data.sources import Source, load_source, prepare_source
 
 AUGMENT_PADDING = 4
@@ -204,11 +205,11 @@ class TensorDataModule(pl.LightningDataModule):
                 f"{split_name} examples{which}",
             )
             indices = candidates[positions]
-            return split.load_images(indices), labels[indices]
+            return split.load_images(indices), labels[indices], indices
 
         dtype = _DTYPES[cfg.dtype]
-        train_raw, train_labels = pick(source.train, cfg.subset, "subset", "training")
-        test_raw, test_labels = pick(source.test, cfg.test_subset, "test_subset", "test")
+        train_raw, train_labels, train_idx = pick(source.train, cfg.subset, "subset", "training")
+        test_raw, test_labels, test_idx = pick(source.test, cfg.test_subset, "test_subset", "test")
         train_x, test_x = self._to_float(train_raw, dtype), self._to_float(test_raw, dtype)
         n_train = train_x.shape[0]
         channels = train_x.shape[1]
@@ -241,7 +242,12 @@ class TensorDataModule(pl.LightningDataModule):
             self.pad_fill = self.pad_fill * cfg.input_scale
 
         # --- targets
-        if cfg.task == "two_class_mse":
+        if cfg.task == "regression":  # real-valued targets of the source (paper 002, App. C.3)
+            train_y = source.train.targets.index_select(0, train_idx).to(dtype)
+            test_y = source.test.targets.index_select(0, test_idx).to(dtype)
+            self.num_classes = int(train_y.shape[1])
+            self.target_kind = "real"
+        elif cfg.task == "two_class_mse":
             # first class of data.classes (or class 0) -> -1, second -> +1
             train_y = (2.0 * train_labels.to(dtype) - 1.0).unsqueeze(1)
             test_y = (2.0 * test_labels.to(dtype) - 1.0).unsqueeze(1)
@@ -356,7 +362,8 @@ class TensorDataModule(pl.LightningDataModule):
             f"{self.name}: {self.train_size} train / {self.test_size} test, input {tuple(self.in_shape)}, "
             f"{len(self.class_names)} classes ({self.task}, targets {self.target_kind}), batch {batch} "
             f"(physical {self.physical_batch_size}), {self.steps_per_epoch} steps/epoch, "
-            f"augment={self.config.augment}, standardize={self.config.standardize}, on {self.device}; "
+            f"augment={self.config.augment} (p={self.config.augment_p}), "
+            f"mixup_beta={self.config.mixup_beta}, standardize={self.config.standardize}, on {self.device}; "
             f"from {self.origin}"
         )
 
@@ -387,10 +394,44 @@ class TensorDataModule(pl.LightningDataModule):
             x = self._train_x.index_select(0, idx)
             y = self._train_y.index_select(0, idx)
         if self.config.augment:
-            x = random_crop_flip(
-                x, generator("augment", self.seed, step), AUGMENT_PADDING, self.pad_fill
-            )
+            x = self._augment(x, step)
+        if self.config.mixup_beta > 0:
+            x, y = self._mixup(x, y, step)
         return x, y
+
+    def _augment(self, x: torch.Tensor, step: int) -> torch.Tensor:
+        """Crop/flip with offsets from ``G("augment", seed, step)``; with ``augment_p`` < 1 each
+        example keeps its augmented version with probability p (paper 002, App. B.3), the
+        choices drawn from ``G("augment_p", seed, step)`` (p = 1 draws nothing more)."""
+        out = random_crop_flip(
+            x, generator("augment", self.seed, step), AUGMENT_PADDING, self.pad_fill
+        )
+        p = self.config.augment_p
+        if p == 1.0:
+            return out
+        u = torch.rand(x.shape[0], generator=generator("augment_p", self.seed, step))
+        keep = (u < p).to(x.device).view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(keep, out, x)
+
+    def mixup_draw(self, step: int, batch_size: int) -> tuple[float, torch.Tensor]:
+        """Mixup's theta ~ Beta(beta, beta) (one per batch, as Zhang et al. 2018) and the
+        partner permutation of step ``step``, from streams seeded by (seed, step)."""
+        beta = self.config.mixup_beta
+        theta = np.random.default_rng(derive_seed("mixup_theta", self.seed, step)).beta(beta, beta)
+        perm = torch.randperm(batch_size, generator=generator("mixup_pair", self.seed, step))
+        return float(theta), perm
+
+    def _mixup(self, x: torch.Tensor, y: torch.Tensor, step: int) -> Batch:
+        """Paper 002, App. B.3: (1 - theta)(x, y) + theta (x', y') with (x', y') the example at
+        the partner position; class indices become one-hot first, so the soft label is then
+        smoothed by the loss as (1 - alpha) y + alpha / C, as any label is."""
+        theta, perm = self.mixup_draw(step, x.shape[0])
+        perm = perm.to(x.device)
+        if self.target_kind == "index":
+            y = F.one_hot(y, self.num_classes).to(x.dtype)
+        mixed_x = (1 - theta) * x + theta * x.index_select(0, perm)
+        mixed_y = (1 - theta) * y + theta * y.index_select(0, perm)
+        return mixed_x, mixed_y
 
     def train_dataloader(self) -> _TrainBatches:
         self._require_ready()

@@ -105,7 +105,7 @@ def data_identity(cfg: DataConfig, source=None) -> str | None:
     :class:`~ijr.data.sources.Source`, whose image-tree listing is reused (the same files in the
     same order as listing them here). Raises the loaders' one-line
     :class:`~ijr.data.DatasetNotFound` when the data is not there."""
-    if cfg.name in ("digits", "synthetic"):
+    if cfg.name in ("digits", "synthetic", "points"):
         return None
     if source is not None and source.listed_files:
         kind = "cifar10-tree" if cfg.name == "cifar10" else "imagefolder"

@@ -102,6 +102,19 @@ def loss_function(name: str, label_smoothing: float = 0.0):
     raise ValueError(f"unknown loss '{name}'; valid: {', '.join(LOSSES)}")
 
 
+def smoothed_label_entropy(label_smoothing: float, num_classes: int) -> float:
+    """H(y_alpha) of the smoothed one-hot label y_alpha = (1 - alpha) e_y + alpha / C: the minimum
+    over logits of the smoothed cross-entropy, subtracted from the loss in paper 002's Figure 1
+    ("cross entropy loss (with label entropies subtracted)"); 0 without smoothing."""
+    if not 0 <= label_smoothing < 1 or num_classes < 1:
+        raise ValueError(
+            f"label entropy needs label_smoothing in [0, 1) and num_classes >= 1, got {label_smoothing}, {num_classes}"
+        )
+    rest = label_smoothing / num_classes
+    top = 1.0 - label_smoothing + rest
+    return 0.0 - sum(p * math.log(p) for p in (top, *([rest] * (num_classes - 1))) if p > 0)
+
+
 def correct_count(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Number of correct predictions: argmax for classification, sign for the +-1 MSE task,
     argmax against argmax for one-hot MSE targets."""

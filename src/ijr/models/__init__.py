@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from . import mlp, resnet, resnet_cifar, small_cnn, vgg, wide_resnet  # noqa: F401  (registers)
+from . import coordinate, mlp, resnet, resnet_cifar, small_cnn, vgg, wide_resnet  # noqa: F401  (registers)
 from ._registry import (
     check_keywords,
     check_num_classes,

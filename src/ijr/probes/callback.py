@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 import torch
 
 from ijr.data.rng import derive_seed
+from ijr.methods.base import smoothed_label_entropy
 from ijr.metrics_log import log_metrics
 from ijr.probes.arp import ARPTracker
 from ijr.probes.config import ProbeConfig
@@ -288,7 +289,8 @@ class CurvatureProbes(pl.Callback):
         return reference, mini
 
     def _group_inputs(self, pl_module, step: int, expensive: bool) -> dict:
-        """The inputs of the groups that need more than the probe set (``rho_b``, ``gen_gap``)."""
+        """The inputs of the groups that need more than the probe set (``rho_b``, ``gen_gap``; the
+        label entropy of paper 002 Fig. 1 for cross-entropy)."""
         cfg, dm = self.config, self.dm
         want_rho = expensive and "rho_b" in cfg.expensive and not dm.is_full_batch
         rho_reference, rho_minibatches = (
@@ -302,6 +304,9 @@ class CurvatureProbes(pl.Callback):
             "full_batch": bool(dm.is_full_batch),
             "evaluate": pl_module.evaluate if want_gap else None,
             "test_batches": dm.eval_batches("test", chunk) if want_gap else None,
+            "label_entropy": smoothed_label_entropy(pl_module.label_smoothing, dm.num_classes)
+            if want_gap and pl_module.loss_name == "cross_entropy"
+            else None,
         }
 
     def _measure(self, trainer, pl_module, step: int, *, expensive: bool) -> None:

@@ -93,6 +93,7 @@ class ProbeContext:
     full_batch: bool = False
     evaluate: Callable | None = None
     test_batches: Sequence[Batch] | None = None
+    label_entropy: float | None = None  # H((1 - a) y + a/C) of cross-entropy with smoothing a
 
     @property
     def dtype(self) -> torch.dtype:
@@ -473,6 +474,9 @@ def _margins(ctx: ProbeContext, uses) -> GroupResult:
 
 
 def _io_jacobian(ctx: ProbeContext, uses) -> GroupResult:
+    if ctx.one_output:  # paper 002 App. C.3: the raw network's |f'(x)| (softmax of one logit is 1)
+        norms = curvature.io_jacobian_norms(ctx.model, ctx.batches, softmax=False)
+        return GroupResult({"probe/io_jacobian_raw_max": float(norms.max())})
     return GroupResult(
         {"probe/io_jacobian_max": float(curvature.io_jacobian_max(ctx.model, ctx.batches))}
     )
@@ -483,12 +487,13 @@ def _gen_gap(ctx: ProbeContext, uses) -> GroupResult:
         raise ValueError("the gen_gap probe needs an evaluate function and the test batches")
     train_loss, train_acc = ctx.evaluate(ctx.batches)
     test_loss, test_acc = ctx.evaluate(ctx.test_batches)
-    return GroupResult(
-        {
-            "probe/gen_gap": float(train_acc - test_acc),
-            "probe/gen_gap_loss": float(test_loss - train_loss),
-        }
-    )
+    metrics = {
+        "probe/gen_gap": float(train_acc - test_acc),
+        "probe/gen_gap_loss": float(test_loss - train_loss),
+    }
+    if ctx.label_entropy is not None:  # paper 002 Fig. 1: the loss minus its minimum
+        metrics["probe/train_loss_minus_entropy"] = float(train_loss - ctx.label_entropy)
+    return GroupResult(metrics)
 
 
 # ------------------------------------------------------------------------------ the registry
@@ -714,9 +719,12 @@ register(
                 "spectral norm of d softmax(f(x))/dx, max over the probe set",
                 multi_output_only=True,
             ),
+            Metric(
+                "probe/io_jacobian_raw_max",
+                "one-output models: max ‖df(x)/dx‖ over the probe set (paper 002 App. C.3)",
+            ),
         ),
         _io_jacobian,
-        multi_output_only=True,
         bn_mode="io_jacobian_bn_mode",
     )
 )
@@ -728,6 +736,10 @@ register(
         (
             Metric("probe/gen_gap", "accuracy on the probe set (training data) − test accuracy"),
             Metric("probe/gen_gap_loss", "test loss − probe-set loss"),
+            Metric(
+                "probe/train_loss_minus_entropy",
+                "cross-entropy: probe-set loss − H(smoothed label), its minimum (paper 002 Fig. 1)",
+            ),
         ),
         _gen_gap,
         bn_mode="none",

@@ -110,11 +110,13 @@ class ProbeMeasurer:
         full_batch: bool = False,
         evaluate=None,
         test_batches: Sequence[Batch] | None = None,
+        label_entropy: float | None = None,
     ) -> Measurement:
         """The groups due at this probe (the cheap ones; with ``expensive`` also the expensive
         ones), in registry order. ``rho_b_batches`` / ``rho_b_reference`` / ``full_batch`` feed
         the ``rho_b`` group, ``evaluate`` (batches -> (loss, accuracy)) and ``test_batches`` the
-        ``gen_gap`` group."""
+        ``gen_gap`` group, ``label_entropy`` (the entropy of the smoothed label, cross-entropy
+        only) its ``train_loss_minus_entropy``."""
         measured = self.model_for_measurement(model)
         device = next(measured.parameters()).device
         ctx = ProbeContext(
@@ -132,6 +134,7 @@ class ProbeMeasurer:
             full_batch=full_batch,
             evaluate=evaluate,
             test_batches=test_batches,
+            label_entropy=label_entropy,
         )
         out = Measurement()
         out.metrics["probe/stability_threshold"] = curvature.sgd_threshold(1.0, lr)
