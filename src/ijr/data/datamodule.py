@@ -10,7 +10,7 @@ bounded by compute. Every batch is a deterministic function of (seed, step):
 * full batch (``batch_size: full`` or B = N): the whole training set in its fixed order;
 * augmentation draws its crop offsets and flips from ``G("augment", seed, step)``;
 
-where ``G`` is a CPU ``torch.Generator`` seeded by :func:`ijr.data.rng.derive_seed`. The global
+where ``G`` is a CPU ``torch.Generator`` seeded by :func:`ijr.seeds.derive_seed`. The global
 RNG is never used. ``train_dataloader()`` starts at the attached trainer's ``global_step``, so a
 run resumed from a checkpoint continues with exactly the batches it would have seen.
 
@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from ijr.data.augment import random_crop_flip
 from ijr.data.config import DataConfig, parse_data_config
 from ijr.data.identity import data_identity
-from ijr.data.rng import generator
 from ijr.data.sources import Source, load_source, prepare_source
+from ijr.seeds import generator
 
 AUGMENT_PADDING = 4
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}

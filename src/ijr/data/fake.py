@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ijr.data.rng import generator
 from ijr.data.sources import CIFAR10_CLASSES
+from ijr.seeds import generator
 
 
 def _fake_images(labels: torch.Tensor, templates: torch.Tensor, gen: torch.Generator) -> np.ndarray:
