@@ -57,24 +57,32 @@ def keys(schema: type) -> tuple[str, ...]:
 
 
 # -------------------------------------------------------------------------- parse
-def unknown_keys_error(group: str, unknown: Iterable[str], valid: Iterable[str]) -> SettingError:
+def unknown_keys_error(
+    group: str, unknown: Iterable[str], valid: Iterable[str], label: str | None = None
+) -> SettingError:
     unknown, valid = sorted(unknown), sorted(valid)
     return SettingError(
-        f"unknown {group} key(s) {', '.join(unknown)}; valid keys for {group}: "
+        f"unknown {group} key(s) {', '.join(unknown)}; valid keys for {label or group}: "
         f"{', '.join(valid) or '(none)'}; remove or rename the key"
     )
 
 
 def parse_settings(
-    schema: type[T], raw: Mapping[str, Any], group: str, *, ignore: Iterable[str] = ()
+    schema: type[T],
+    raw: Mapping[str, Any],
+    group: str,
+    *,
+    ignore: Iterable[str] = (),
+    label: str | None = None,
 ) -> T:
     """``raw`` (a plain mapping of one group, ``ignore``: keys that are not settings, e.g.
-    ``name``) checked against ``schema``; see the module docstring."""
+    ``name``) checked against ``schema``; ``label`` names the choice in the unknown-key error
+    (``method=sam``). See the module docstring."""
     raw = {k: v for k, v in raw.items() if k not in set(ignore)}
     fields = {f.name: f for f in dataclasses.fields(schema)}
     unknown = set(raw) - set(fields)
     if unknown:
-        raise unknown_keys_error(group, unknown, fields)
+        raise unknown_keys_error(group, unknown, fields, label)
     values = {}
     for key, value in raw.items():
         check = fields[key].metadata.get("check")

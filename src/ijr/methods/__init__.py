@@ -41,7 +41,9 @@ def method_kwargs(cfg) -> dict:
     """``cfg.method`` checked against the method's ``Params`` schema (:mod:`ijr.schema`:
     unknown keys and bad values are one-line errors), as constructor keywords."""
     cls = method_class(cfg.method.name)
-    params = parse_settings(cls.Params, dict(cfg.method), "method", ignore=("name",))
+    params = parse_settings(
+        cls.Params, dict(cfg.method), "method", ignore=("name",), label=f"method={cls.method_name}"
+    )
     return dataclasses.asdict(params)
 
 

@@ -83,7 +83,7 @@ class AdversaryConfig:
         """``cfg.adversary`` checked against this schema, missing keys from the preset of its
         ``name`` (:data:`PRESETS`)."""
         name = _adversary_name("adversary.name", raw.get("name", "none"))
-        return parse_settings(cls, {**PRESETS[name], **raw}, "adversary")
+        return parse_settings(cls, {**PRESETS[name], **raw}, "adversary", label=f"adversary={name}")
 
     def validate(self) -> None:
         """Check the values set (one-line :class:`~ijr.schema.SettingError`)."""
