@@ -81,14 +81,13 @@ def pixel_box(datamodule) -> PixelBox:
     )
 
 
-def build_module(cfg, model, datamodule, total_steps: int, trainer=None) -> TrainingModule:
-    """The module of ``cfg.method`` (``trainer``: the parsed ``cfg.trainer``,
-    :class:`ijr.trainer_config.TrainerConfig`; parsed here when not given)."""
+def build_module(cfg, model, datamodule, total_steps: int) -> TrainingModule:
+    """The module of ``cfg.method``, its settings checked against the method's ``Params``."""
     from ijr.trainer_config import TrainerConfig
 
     cls = method_class(cfg.method.name)
     kwargs = method_kwargs(cfg)
-    trainer = trainer or TrainerConfig.parse(cfg.trainer)
+    trainer = TrainerConfig.parse(cfg.trainer)
     adversary = build_adversary(cfg, datamodule)
     return cls(
         model,
