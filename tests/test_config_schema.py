@@ -1,5 +1,5 @@
-"""One source of defaults (ijr.schema): for every file of the method, adversary, trainer and data
-groups, the composed YAML equals the Python schema's defaults (and the method constructors'
+"""One source of defaults (ijr.schema): for every file of the method, adversary, trainer, optim,
+sched and data groups, the composed YAML equals the Python schema's defaults (and the method constructors'
 keyword defaults); an unknown key is one line and a non-zero exit."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from conftest import CONF_DIR, REPO, compose_cfg, tiny_overrides
 from ijr.data.config import COMMON_KEYS, DATASET_KEYS, parse_data_config
 from ijr.methods import METHODS
 from ijr.methods.adversarial import PRESETS, AdversaryConfig
+from ijr.methods.base import OptimConfig, ScheduleConfig
 from ijr.schema import defaults
 from ijr.trainer_config import TrainerConfig
 
@@ -63,6 +64,20 @@ def test_trainer_yaml_defaults_equal_the_python_defaults(name):
     assert vars(TrainerConfig.parse(composed)) == defaults(TrainerConfig)
 
 
+@pytest.mark.parametrize(
+    ("group", "name", "schema"),
+    [("optim", n, OptimConfig) for n in _names("optim")]
+    + [("sched", n, ScheduleConfig) for n in _names("sched")],
+)
+def test_optim_and_sched_yaml_defaults_equal_the_python_defaults(group, name, schema):
+    composed = _composed(group, name)
+    # each sched file holds the keys its schedule uses; the others keep the schema's defaults
+    assert {k: defaults(schema)[k] for k in composed if k != "name"} == {
+        k: v for k, v in composed.items() if k != "name"
+    }
+    assert vars(schema.parse(composed)) == {**defaults(schema), **composed}
+
+
 @pytest.mark.parametrize("name", _names("data"))
 def test_data_yaml_defaults_equal_the_python_defaults(name, tmp_path):
     root = {"root": str(tmp_path)} if name == "imagefolder" else {}
@@ -81,6 +96,7 @@ UNKNOWN = [
     ("adversary", "adversary=at", "epss", "unknown adversary key(s) epss"),
     ("trainer", "trainer=default", "max_stepz", "unknown trainer key(s) max_stepz"),
     ("data", "data=digits", "batch_sise", "unknown data key(s) batch_sise"),
+    ("optim", "optim=sgd", "lrr", "unknown optim key(s) lrr"),
 ]
 
 
@@ -126,8 +142,9 @@ def test_a_bad_value_names_the_key(tmp_path):
         ("method.rho=-1", "method.rho must be a finite number >= 0"),
         ("trainer.eval_train=maybe", "trainer.eval_train must be true or false"),
         ("adversary.bn_mode=test", "adversary.bn_mode must be train or eval"),
+        ("optim.momentum=1.5", "optim.momentum must be in [0, 1)"),
     ]:
         choice = "adversary=at" if override.startswith("adversary") else "method=sam"
-        with pytest.raises(ValueError, match=message) as info:
+        with pytest.raises(ValueError, match=re.escape(message)) as info:
             train(compose_cfg(*tiny_overrides(tmp_path, choice, override)))
         assert "\n" not in str(info.value)

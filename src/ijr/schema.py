@@ -24,6 +24,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from omegaconf import DictConfig, OmegaConf
+
 T = TypeVar("T")
 Check = Callable[[str, Any], Any]
 
@@ -77,7 +79,10 @@ def parse_settings(
 ) -> T:
     """``raw`` (a plain mapping of one group, ``ignore``: keys that are not settings, e.g.
     ``name``) checked against ``schema``; ``label`` names the choice in the unknown-key error
-    (``method=sam``). See the module docstring."""
+    (``method=sam``). A ``DictConfig`` is resolved to plain values first. See the module
+    docstring."""
+    if isinstance(raw, DictConfig):
+        raw = OmegaConf.to_container(raw, resolve=True)
     raw = {k: v for k, v in raw.items() if k not in set(ignore)}
     fields = {f.name: f for f in dataclasses.fields(schema)}
     unknown = set(raw) - set(fields)

@@ -37,7 +37,7 @@ from ijr.claims.scale import apply_scale_overrides
 from ijr.data import build_datamodule
 from ijr.methods import build_module, method_kwargs
 from ijr.methods.adversarial import AdversaryConfig
-from ijr.methods.base import Diverged
+from ijr.methods.base import Diverged, OptimConfig, ScheduleConfig
 from ijr.metrics_log import LedgerInCheckpoint, RunCSVLogger
 from ijr.models import build as build_model
 from ijr.models import names as model_names
@@ -107,8 +107,8 @@ def apply_probe_size(cfg: DictConfig, train_size: int) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Cheap checks before anything is created; each failure is one clear line. The groups with
-    a schema (``method``, ``adversary``, ``trainer``; ``data`` in :func:`resolve_data_cap`) are
-    checked by :mod:`ijr.schema`."""
+    a schema (``method``, ``adversary``, ``trainer``, ``optim``, ``sched``; ``data`` in
+    :func:`resolve_data_cap`) are checked by :mod:`ijr.schema`."""
     if cfg.model.name not in model_names():
         raise ConfigError(
             f"unknown model '{cfg.model.name}'; valid models: {', '.join(model_names())}"
@@ -117,9 +117,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.get("adversary") is not None:
         AdversaryConfig.parse(dict(cfg.adversary))
     TrainerConfig.parse(cfg.trainer)
-    lr = cfg.optim.lr
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-        raise ConfigError(f"optim.lr must be a finite number >= 0, got {lr}")
+    OptimConfig.parse(cfg.optim)
+    ScheduleConfig.parse(cfg.sched)
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ConfigError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import pytorch_lightning as pl
@@ -36,48 +36,88 @@ import torch.nn.functional as F
 from torch import nn
 
 from ijr.metrics_log import log_metrics
-from ijr.schema import parse_settings
+from ijr.schema import SettingError, boolean, nonnegative_float, parse_settings, setting
 
 LOSSES = ("cross_entropy", "mse")
 SCHEDULES = ("constant", "multistep", "cosine")
 
 
+def _finite_nonnegative(key: str, value) -> float:
+    """A finite number >= 0, kept as given (int or float: the optimizer sees the same value)."""
+    nonnegative_float(key, value)
+    return value
+
+
+def _momentum(key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise SettingError(f"{key} must be in [0, 1), got {value}")
+    return value
+
+
+def _at_least_zero(key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise SettingError(f"{key} must be >= 0, got {value}")
+    return value
+
+
 @dataclass
 class OptimConfig:
-    """Base optimizer settings (torch.optim.SGD, eq. 49 with optional momentum / weight decay)."""
+    """Base optimizer settings (torch.optim.SGD, eq. 49 with optional momentum / weight decay);
+    the schema of ``conf/optim/`` (:mod:`ijr.schema`)."""
 
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    nesterov: bool = False
+    lr: float = setting(0.01, _finite_nonnegative)
+    momentum: float = setting(0.0, _momentum)
+    weight_decay: float = setting(0.0, _at_least_zero)
+    nesterov: bool = setting(False, boolean)
+
+    @classmethod
+    def parse(cls, raw) -> OptimConfig:
+        return parse_settings(cls, raw, "optim")
+
+    def cross_check(self) -> None:
+        if self.nesterov and self.momentum == 0:
+            raise SettingError("optim.nesterov=true needs optim.momentum > 0")
 
     def validate(self) -> None:
-        if not (self.lr >= 0 and math.isfinite(self.lr)):
-            raise ValueError(f"optim.lr must be a finite number >= 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"optim.momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("optim.nesterov=true needs optim.momentum > 0")
+        parse_settings(type(self), vars(self), "optim")
+
+
+def _schedule_name(key: str, value) -> str:
+    if value not in SCHEDULES:
+        raise SettingError(f"unknown sched '{value}'; valid: {', '.join(SCHEDULES)}")
+    return value
+
+
+def _milestones(key: str, value) -> list[float]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(m, (int, float)) and not isinstance(m, bool) for m in value
+    ):
+        raise SettingError(f"{key} must be a list of fractions of training, got {value!r}")
+    return list(value)
 
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate schedule as a multiplier of ``optim.lr`` by step (Table 4)."""
+    """Learning-rate schedule as a multiplier of ``optim.lr`` by step (Table 4); the schema of
+    ``conf/sched/`` (each file holds the keys its schedule uses)."""
 
-    name: str = "constant"
-    gamma: float = 0.2
-    milestones: list[float] = field(default_factory=lambda: [0.3, 0.6, 0.8])
-    eta_min: float = 0.0
+    name: str = setting("constant", _schedule_name)
+    gamma: float = setting(0.2, _at_least_zero)
+    milestones: list[float] = setting(check=_milestones, factory=lambda: [0.3, 0.6, 0.8])
+    eta_min: float = setting(0.0, _at_least_zero)
 
-    def validate(self) -> None:
-        if self.name not in SCHEDULES:
-            raise ValueError(f"unknown sched '{self.name}'; valid: {', '.join(SCHEDULES)}")
+    @classmethod
+    def parse(cls, raw) -> ScheduleConfig:
+        return parse_settings(cls, raw, "sched")
+
+    def cross_check(self) -> None:
         if self.name == "multistep" and not all(0 < m < 1 for m in self.milestones):
-            raise ValueError(
+            raise SettingError(
                 f"sched.milestones are fractions of training in (0, 1), got {self.milestones}"
             )
+
+    def validate(self) -> None:
+        parse_settings(type(self), vars(self), "sched")
 
 
 def lr_factor(schedule: ScheduleConfig, step: int, total_steps: int, base_lr: float) -> float:
