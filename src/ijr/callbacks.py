@@ -17,8 +17,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from ijr.data.rng import derive_seed
 from ijr.metrics_log import log_metrics
+from ijr.seeds import derive_seed
 
 
 def _due(step: int, every: int | None) -> bool:

@@ -16,7 +16,9 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pytorch_lightning as pl
@@ -33,31 +35,22 @@ from ijr.callbacks import (
 )
 from ijr.claims.scale import apply_scale_overrides
 from ijr.data import build_datamodule
-from ijr.methods import build_module
-from ijr.methods import names as method_names
-from ijr.methods.base import Diverged
+from ijr.methods import build_module, method_kwargs
+from ijr.methods.adversarial import AdversaryConfig
+from ijr.methods.base import Diverged, OptimConfig, ScheduleConfig
 from ijr.metrics_log import LedgerInCheckpoint, RunCSVLogger
 from ijr.models import build as build_model
 from ijr.models import names as model_names
 from ijr.rundir import RunDir, check_plain_name
+from ijr.schema import SettingError
+from ijr.trainer_config import TrainerConfig
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("ijr")
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingError):
     """A bad setting: reported as one line, exit code 2."""
-
-
-# Trainer settings that count steps or epochs: integers >= 1 or null (max_epochs may be fractional).
-TRAINER_COUNTS = (
-    "max_steps",
-    "max_epochs",
-    "eval_every_n_steps",
-    "log_every_n_steps",
-    "checkpoint_every_n_steps",
-    "convergence_check_every",
-)
 
 
 # ----------------------------------------------------------------------------- config
@@ -113,50 +106,36 @@ def apply_probe_size(cfg: DictConfig, train_size: int) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Cheap checks before anything is created; each failure is one clear line."""
+    """Cheap checks before anything is created; each failure is one clear line. The groups with
+    a schema (``method``, ``adversary``, ``trainer``, ``optim``, ``sched``; ``data`` in
+    :func:`resolve_data_cap`) are checked by :mod:`ijr.schema`."""
     if cfg.model.name not in model_names():
         raise ConfigError(
             f"unknown model '{cfg.model.name}'; valid models: {', '.join(model_names())}"
         )
-    if cfg.method.name not in method_names():
-        raise ConfigError(
-            f"unknown method '{cfg.method.name}'; valid methods: {', '.join(method_names())}"
-        )
-    lr = cfg.optim.lr
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-        raise ConfigError(f"optim.lr must be a finite number >= 0, got {lr}")
+    method_kwargs(cfg)
+    if cfg.get("adversary") is not None:
+        AdversaryConfig.parse(dict(cfg.adversary))
+    TrainerConfig.parse(cfg.trainer)
+    OptimConfig.parse(cfg.optim)
+    ScheduleConfig.parse(cfg.sched)
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ConfigError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
     for key in ("run_key", "experiment_name"):
         if cfg.get(key) is not None:
             check_plain_name(key, cfg.get(key))
-    t = cfg.trainer
-    if t.get("max_steps") is None and t.get("max_epochs") is None and t.get("until_loss") is None:
-        raise ConfigError(
-            "no stopping criterion: set trainer.max_steps, trainer.max_epochs or trainer.until_loss"
-        )
-    for key in TRAINER_COUNTS:
-        value = t.get(key)
-        if value is None:
-            continue
-        kind = (int, float) if key == "max_epochs" else (int,)
-        if isinstance(value, bool) or not isinstance(value, kind) or value < 1:
-            what = "a number" if key == "max_epochs" else "an integer"
-            raise ConfigError(f"trainer.{key} must be {what} >= 1 (or null), got {value!r}")
-    until = t.get("until_loss")
-    if until is not None and (isinstance(until, bool) or not isinstance(until, (int, float))):
-        raise ConfigError(f"trainer.until_loss must be a number or null, got {until!r}")
 
 
 def total_steps_for(cfg: DictConfig, steps_per_epoch: int) -> int:
     """Training length in optimizer updates: the smallest of max_steps and max_epochs (converted),
     or 100k as the paper's "until convergence (< 100k)" cap when only until_loss is set."""
+    trainer = TrainerConfig.parse(cfg.trainer)
     limits = []
-    if cfg.trainer.get("max_steps") is not None:
-        limits.append(int(cfg.trainer.max_steps))
-    if cfg.trainer.get("max_epochs") is not None:
-        limits.append(int(math.ceil(cfg.trainer.max_epochs * steps_per_epoch)))
+    if trainer.max_steps is not None:
+        limits.append(int(trainer.max_steps))
+    if trainer.max_epochs is not None:
+        limits.append(int(math.ceil(trainer.max_epochs * steps_per_epoch)))
     return min(limits) if limits else 100_000
 
 
@@ -200,11 +179,11 @@ def _quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def _configure_torch(cfg: DictConfig) -> None:
-    allow_tf32 = bool(cfg.trainer.get("allow_tf32", False))
+def _configure_torch(trainer: TrainerConfig) -> None:
+    allow_tf32 = bool(trainer.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     torch.backends.cudnn.allow_tf32 = allow_tf32
-    if cfg.trainer.get("deterministic", True):
+    if trainer.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
@@ -302,8 +281,8 @@ def _record_setup_failure(cfg: DictConfig, exc: Exception) -> dict:
     )
 
 
-def _want_progress_bar(cfg: DictConfig) -> bool:
-    mode = cfg.trainer.get("progress_bar", "auto")
+def _want_progress_bar(trainer: TrainerConfig) -> bool:
+    mode = trainer.progress_bar
     if mode == "auto":
         return sys.stderr.isatty()
     return bool(mode)
@@ -417,40 +396,48 @@ def _read_checkpoint(path: Path) -> tuple[int, dict | None]:
 
 
 def _callbacks(cfg: DictConfig, run: RunDir, dm, module, guard, total_steps: int) -> list:
+    trainer = TrainerConfig.parse(cfg.trainer)
     callbacks = [
         EvaluateEvery(
             dm,
-            every_n_steps=cfg.trainer.get("eval_every_n_steps"),
-            eval_train=bool(cfg.trainer.get("eval_train", False)),
-            until_loss=cfg.trainer.get("until_loss"),
-            convergence_check_every=int(cfg.trainer.get("convergence_check_every", 100)),
+            every_n_steps=trainer.eval_every_n_steps,
+            eval_train=trainer.eval_train,
+            until_loss=trainer.until_loss,
+            convergence_check_every=int(trainer.convergence_check_every),
         ),
         *_probe_callbacks(cfg, dm, run),
         *_robust_callbacks(cfg, dm, module),
     ]
-    if cfg.trainer.get("checkpoint", True):
-        callbacks.append(
-            CheckpointEvery(run.checkpoint, cfg.trainer.get("checkpoint_every_n_steps"))
-        )
+    if trainer.checkpoint:
+        callbacks.append(CheckpointEvery(run.checkpoint, trainer.checkpoint_every_n_steps))
     callbacks.extend(_extra_callbacks(cfg))
-    guard.path = run.checkpoint if cfg.trainer.get("checkpoint", True) else None
+    guard.path = run.checkpoint if trainer.checkpoint else None
     callbacks.append(guard)
-    if not _want_progress_bar(cfg):
+    if not _want_progress_bar(trainer):
         callbacks.append(PlainProgress(total_steps))
     return callbacks
 
 
+def _stop_reason(callbacks: list) -> str:
+    """Why training ended: the :class:`EvaluateEvery` callback's reason (``until_loss``
+    reached), else the step limit."""
+    evaluators = [cb for cb in callbacks if isinstance(cb, EvaluateEvery)]
+    reason = getattr(evaluators[0], "stop_reason", None) if evaluators else None
+    return reason or "max_steps"
+
+
 def _make_trainer(cfg: DictConfig, run: RunDir, loggers, callbacks, total_steps: int):
+    trainer = TrainerConfig.parse(cfg.trainer)
     return pl.Trainer(
         max_steps=total_steps,
         max_epochs=-1,
-        accelerator=cfg.trainer.get("accelerator", "auto"),
-        devices=cfg.trainer.get("devices", 1),
-        precision=cfg.trainer.get("precision", "32-true"),
+        accelerator=trainer.accelerator,
+        devices=trainer.devices,
+        precision=trainer.precision,
         logger=loggers,
         callbacks=callbacks,
         enable_checkpointing=False,
-        enable_progress_bar=_want_progress_bar(cfg),
+        enable_progress_bar=_want_progress_bar(trainer),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
@@ -461,8 +448,35 @@ def _make_trainer(cfg: DictConfig, run: RunDir, loggers, callbacks, total_steps:
     )
 
 
-def _train_in(run: RunDir, cfg: DictConfig, dm, guard: SignalCheckpoint) -> dict:
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _blockable())  # until the try below
+@dataclass
+class RunState:
+    """What :func:`_finalise` needs from a run that may stop anywhere: when this attempt started,
+    the wall time of earlier attempts, the steps done, and the logger / trainer once built."""
+
+    started: float
+    previous_wall: float
+    steps: int = 0
+    csv_logger: Any = None
+    trainer: Any = None
+
+
+@dataclass
+class Outcome:
+    """How a run ended: ``status`` (completed / diverged / failed), the one-line ``error``,
+    the ``stop_reason`` and, for a failure, the traceback written to ``error.log``."""
+
+    status: str
+    stop_reason: str
+    error: str | None = None
+    trace: str | None = field(default=None, repr=False)
+
+
+def _begin(run: RunDir, cfg: DictConfig):
+    """Record ``running`` with the caught signals blocked. Returns (the summary of a skipped
+    run, None, None, None) with the signal mask restored, or (None, the run state, the
+    checkpoint to resume from, the mask to restore) with the signals still blocked: the caller
+    restores the mask inside its ``try``, so a signal pending since is recorded like any other."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _blockable())
     try:
         previous = run.read_summary()
         skipped = _start_summary(run, cfg)
@@ -471,36 +485,43 @@ def _train_in(run: RunDir, cfg: DictConfig, dm, guard: SignalCheckpoint) -> dict
         raise
     if skipped is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        return skipped
+        return skipped, None, None, None
     resume = bool(cfg.get("resume", True))
     ckpt = run.checkpoint if (resume and run.checkpoint.exists()) else None
     previous_wall = float((previous or {}).get("wall_time_s") or 0.0) if ckpt else 0.0
-    state = {"started": time.time(), "previous_wall": previous_wall, "steps": 0}
+    return None, RunState(started=time.time(), previous_wall=previous_wall), ckpt, mask
+
+
+def _train_in(run: RunDir, cfg: DictConfig, dm, guard: SignalCheckpoint) -> dict:
+    """Train in ``run`` (locked by the caller) and record the outcome on every exit path:
+    a signal (:class:`Terminated`, re-raised), divergence, any other failure (re-raised unless
+    in a multirun)."""
+    skipped, state, ckpt, mask = _begin(run, cfg)
+    if skipped is not None:
+        return skipped
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal pending since is handled here
         _quiet_lightning()
-        _configure_torch(cfg)
-        summary = _fit(run, cfg, dm, guard, ckpt, state)
+        _configure_torch(TrainerConfig.parse(cfg.trainer))
+        return _fit(run, cfg, dm, guard, ckpt, state)
     except Terminated as exc:
-        status = "failed"
         reason = f"signal {signal_name(exc.signum)}" if exc.signum else "signal"
         print(f"ijr-train: {exc}", flush=True)
-        _finalise(run, cfg, state, status, str(exc), reason)
+        _finalise(run, cfg, state, Outcome("failed", reason, str(exc)))
         raise
     except Diverged as exc:
         print(f"ijr-train: diverged: {exc}", flush=True)
-        return _finalise(run, cfg, state, "diverged", str(exc), "diverged")
+        return _finalise(run, cfg, state, Outcome("diverged", "diverged", str(exc)))
     except BaseException as exc:
         error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-        _finalise(run, cfg, state, "failed", error, "failed", traceback.format_exc())
+        _finalise(run, cfg, state, Outcome("failed", "failed", error, traceback.format_exc()))
         if not _is_multirun() or not isinstance(exc, Exception):
             raise
         print(f"ijr-train: run failed: {error} (traceback in {run.path / 'error.log'})", flush=True)
         return run.read_summary() or {}
-    return summary
 
 
-def _fit(run: RunDir, cfg: DictConfig, dm, guard, ckpt: Path | None, state: dict) -> dict:
+def _fit(run: RunDir, cfg: DictConfig, dm, guard, ckpt: Path | None, state: RunState) -> dict:
     pl.seed_everything(int(cfg.seed), workers=False, verbose=False)
     model = build_model(
         cfg.model.name, dm.num_classes, tuple(dm.in_shape), **(cfg.model.get("kwargs") or {})
@@ -508,64 +529,69 @@ def _fit(run: RunDir, cfg: DictConfig, dm, guard, ckpt: Path | None, state: dict
     total_steps = total_steps_for(cfg, dm.steps_per_epoch)
     module = build_module(cfg, model, dm, total_steps)
     csv_logger, loggers = _make_loggers(cfg, run, dm.steps_per_epoch)
-    state["csv_logger"] = csv_logger
+    state.csv_logger = csv_logger
     if ckpt is not None:
         resume_step, ledger = _read_checkpoint(ckpt)
-        state["steps"] = resume_step
+        state.steps = resume_step
         csv_logger.csv.truncate_from(resume_step, ledger)
         run.write_summary(status="running", resumed_from_step=resume_step)
         print(f"ijr-train: resuming {run.path} from step {resume_step}", flush=True)
     callbacks = _callbacks(cfg, run, dm, module, guard, total_steps)
     callbacks.append(LedgerInCheckpoint(csv_logger.csv))
     trainer = _make_trainer(cfg, run, loggers, callbacks, total_steps)
-    state["trainer"] = trainer
+    state.trainer = trainer
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
-    stop_reason = getattr(callbacks[0], "stop_reason", None) or "max_steps"
-    return _finalise(run, cfg, state, "completed", None, stop_reason)
+    return _finalise(run, cfg, state, Outcome("completed", _stop_reason(callbacks)))
 
 
-def _finalise(run, cfg, state, status, error, stop_reason, trace: str | None = None) -> dict:
+def _collect_final(state: RunState, status: str) -> tuple[dict, dict, str | None]:
+    """The last logged metrics and the callbacks' markers of the run; the loggers are closed.
+    Also an error if metrics.csv could not be flushed."""
+    final, markers, flush_error = {}, {}, None
+    if state.csv_logger is not None:
+        try:
+            state.csv_logger.csv.flush()
+        except OSError as exc:
+            flush_error = f"{type(exc).__name__}: {exc}"
+        final = dict(state.csv_logger.last)
+    if state.trainer is not None:
+        state.steps = int(state.trainer.global_step)
+        for cb in state.trainer.callbacks:
+            markers.update(getattr(cb, "markers", {}) or {})
+        for lg in state.trainer.loggers:
+            if lg is not state.csv_logger:
+                try:
+                    lg.finalize(status)
+                except Exception:  # noqa: BLE001
+                    pass
+    return final, markers, flush_error
+
+
+def _finalise(run: RunDir, cfg: DictConfig, state: RunState, outcome: Outcome) -> dict:
     """Record the final status on every exit path: temporary files go first (on a full disk
     they hold the space the status needs), then error.log, then summary.json."""
     guard_deferred = signal.pthread_sigmask(signal.SIG_BLOCK, _blockable())
     try:
         run.remove_temp_files()
-        final, markers = {}, {}
-        csv_logger, trainer = state.get("csv_logger"), state.get("trainer")
-        if csv_logger is not None:
-            try:
-                csv_logger.csv.flush()
-            except OSError as exc:
-                error = error or f"{type(exc).__name__}: {exc}"
-            final = dict(csv_logger.last)
-        if trainer is not None:
-            state["steps"] = int(trainer.global_step)
-            for cb in trainer.callbacks:
-                markers.update(getattr(cb, "markers", {}) or {})
-            for lg in trainer.loggers:
-                if lg is not csv_logger:
-                    try:
-                        lg.finalize(status)
-                    except Exception:  # noqa: BLE001
-                        pass
+        final, markers, flush_error = _collect_final(state, outcome.status)
         if cfg.logger.name == "wandb":
             from ijr.wandb_logger import finish_wandb
 
-            finish_wandb(1 if status == "failed" else 0)
+            finish_wandb(1 if outcome.status == "failed" else 0)
         run.remove_temp_files()
-        if trace is not None:
+        if outcome.trace is not None:
             try:
-                (run.path / "error.log").write_text(trace)
+                (run.path / "error.log").write_text(outcome.trace)
             except OSError:
                 pass  # the summary below still names the error
         return run.write_summary(
-            status=status,
-            error=error,
+            status=outcome.status,
+            error=outcome.error or flush_error,
             final=final,
             markers=markers,
-            steps=int(state.get("steps") or 0),
-            stop_reason=stop_reason,
-            wall_time_s=round(state["previous_wall"] + time.time() - state["started"], 3),
+            steps=int(state.steps or 0),
+            stop_reason=outcome.stop_reason,
+            wall_time_s=round(state.previous_wall + time.time() - state.started, 3),
         )
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, guard_deferred)

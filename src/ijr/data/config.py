@@ -1,11 +1,16 @@
-"""The ``data`` config group: parsing and validation of ``conf/data/<name>.yaml``.
+"""The ``data`` config group: its schema and the parsing of ``conf/data/<name>.yaml``.
 
-:func:`parse_data_config` turns a ``DictConfig`` or a plain dict into a :class:`DataConfig`,
-filling every key that is not given with the default below (the same values as the YAML files)
-and rejecting unknown keys, keys that the chosen dataset does not use, and bad values with a
-one-line ``ValueError``. Checks that need the data itself (subset larger than the dataset, batch
-size larger than the training set, class indices out of range) happen in
-``TensorDataModule.setup``.
+:class:`DataConfig` is the schema (:mod:`ijr.schema`): each field's default is the value of the
+YAML files (``tests/test_config_schema.py`` checks every file) and its check turns the raw value
+into the validated one. :func:`parse_data_config` turns a ``DictConfig`` or a plain dict into a
+:class:`DataConfig`, filling every key that is not given with its default and rejecting unknown
+keys, keys that the chosen dataset does not use, and bad values with a one-line ``ValueError``.
+Checks that need the data itself (subset larger than the dataset, batch size larger than the
+training set, class indices out of range) happen in ``TensorDataModule.setup``.
+
+To add a key: a field below (default + check), its name in :data:`COMMON_KEYS` or the dataset's
+:data:`DATASET_KEYS`, and the key with a comment in ``conf/data/*.yaml``; checks between keys go
+in :meth:`DataConfig.cross_check`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from ijr.schema import SettingError, boolean, integer, one_of, parse_settings, setting, text
 
 DATASETS: tuple[str, ...] = (
     "cifar10",
@@ -63,6 +70,11 @@ DATASET_KEYS: dict[str, tuple[str, ...]] = {
     "synthetic": ("shape", "num_classes", "n_train", "n_test", "data_seed"),
     "points": ("n_points", "data_seed"),
 }
+# Defaults that differ by dataset (over the schema's): the 2-D points regress raw x in [0, 1]
+# with full-batch GD (paper 002, App. C.3).
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "points": {"task": "regression", "standardize": False, "batch_size": "full"},
+}
 
 
 def default_root() -> str:
@@ -70,41 +82,141 @@ def default_root() -> str:
     return os.environ.get("DATA_ROOT", "data")
 
 
+# ------------------------------------------------------------------------- checks
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _dataset(key: str, value: Any) -> str:
+    if value not in DATASETS:
+        raise SettingError(f"unknown dataset {value!r}; valid datasets: {', '.join(DATASETS)}")
+    return value
+
+
+def _classes(key: str, value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) < 2:
+        raise SettingError(
+            f"{key} must be null or a list of at least 2 class indices, got {value!r}"
+        )
+    for c in value:
+        integer(minimum=0)(f"{key}[]", c)
+    if len(set(value)) != len(value):
+        raise SettingError(f"{key} has repeated class indices: {list(value)}")
+    return tuple(int(c) for c in value)
+
+
+def _input_scale(key: str, value: Any) -> float:
+    """A positive finite factor (paper 002, App. C.2 scales inputs by 0.5-1.5)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+    ):
+        raise SettingError(f"{key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _augment_p(key: str, value: Any) -> float:
+    """The probability that a training example is augmented (paper 002, App. B.3)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise SettingError(f"{key} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _mixup_beta(key: str, value: Any) -> float:
+    """beta of theta ~ Beta(beta, beta) (paper 002, App. B.3); 0 = no mixup."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value < float("inf")
+    ):
+        raise SettingError(f"{key} must be a finite number >= 0 (0: no mixup), got {value!r}")
+    return float(value)
+
+
+def _batch_size(key: str, value: Any) -> int | str:
+    if value == "full":
+        return "full"
+    if not _is_int(value) or value <= 0:
+        shown = value if _is_int(value) else repr(value)
+        raise SettingError(f"{key} must be a positive integer or 'full', got {shown}")
+    return int(value)
+
+
+def _physical_batch_size(key: str, value: Any) -> int | None:
+    if value is not None and (not _is_int(value) or value <= 0):
+        raise SettingError(f"{key} must be a positive integer or null, got {value!r}")
+    return value
+
+
+def _positive_ints(value: Any, length: int) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == length
+        and all(_is_int(v) and v >= 1 for v in value)
+    )
+
+
+def _image_size(key: str, value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    size = [value, value] if _is_int(value) else value
+    if not _positive_ints(size, 2):
+        raise SettingError(f"{key} must be null, an integer or [height, width], got {value!r}")
+    return (int(size[0]), int(size[1]))
+
+
+def _channels(key: str, value: Any) -> int | None:
+    if value not in (None, 1, 3) or isinstance(value, bool):
+        raise SettingError(f"{key} must be null (from the first image), 1 or 3, got {value!r}")
+    return value
+
+
+def _shape(key: str, value: Any) -> tuple[int, int, int]:
+    if not _positive_ints(value, 3):
+        raise SettingError(
+            f"{key} must be [channels, height, width] of positive integers, got {value!r}"
+        )
+    return (int(value[0]), int(value[1]), int(value[2]))
+
+
+# ------------------------------------------------------------------------- schema
 @dataclass
 class DataConfig:
     """Validated data settings (see ``conf/data/*.yaml`` for what each key means)."""
 
-    name: str
-    root: str | None = (
-        None  # None -> default_root() for the torchvision datasets; required for imagefolder
-    )
-    download: bool = False
-    archive: str | None = None
-    cache: bool = True
-    subset: int | None = None
-    subset_mode: str = "first"
-    subset_seed: int | None = 0
-    test_subset: int | None = None
-    classes: tuple[int, ...] | None = None
-    task: str = "classification"
-    targets: str = "index"
-    standardize: bool = True
-    input_scale: float = 1.0
-    augment: bool = False
-    augment_p: float = 1.0
-    mixup_beta: float = 0.0
-    batch_size: int | str = 128
-    physical_batch_size: int | None = None
-    drop_last: bool = False
-    dtype: str = "float32"
-    image_size: tuple[int, int] | None = None
-    channels: int | None = None
-    shape: tuple[int, int, int] = (3, 32, 32)
-    num_classes: int = 10
-    n_train: int = 2048
-    n_test: int = 512
-    data_seed: int = 0
-    n_points: int = 8
+    name: str = setting(check=_dataset)
+    # None -> default_root() for the torchvision datasets; required for imagefolder
+    root: str | None = setting(None, text(allow_none=True))
+    download: bool = setting(False, boolean)
+    archive: str | None = setting(None, text(allow_none=True))
+    cache: bool = setting(True, boolean)
+    subset: int | None = setting(None, integer(minimum=1, allow_none=True))
+    subset_mode: str = setting("first", one_of(*SUBSET_MODES))
+    subset_seed: int | None = setting(0, integer(allow_none=True))
+    test_subset: int | None = setting(None, integer(minimum=1, allow_none=True))
+    classes: tuple[int, ...] | None = setting(None, _classes)
+    task: str = setting("classification", one_of(*TASKS))
+    targets: str = setting("index", one_of(*TARGETS))
+    standardize: bool = setting(True, boolean)
+    input_scale: float = setting(1.0, _input_scale)
+    augment: bool = setting(False, boolean)
+    augment_p: float = setting(1.0, _augment_p)
+    mixup_beta: float = setting(0.0, _mixup_beta)
+    batch_size: int | str = setting(128, _batch_size)
+    physical_batch_size: int | None = setting(None, _physical_batch_size)
+    drop_last: bool = setting(False, boolean)
+    dtype: str = setting("float32", one_of(*DTYPES))
+    image_size: tuple[int, int] | None = setting(None, _image_size)
+    channels: int | None = setting(None, _channels)
+    shape: tuple[int, int, int] = setting((3, 32, 32), _shape)
+    num_classes: int = setting(10, integer(minimum=2))
+    n_train: int = setting(2048, integer(minimum=1))
+    n_test: int = setting(512, integer(minimum=1))
+    data_seed: int = setting(0, integer())
+    n_points: int = setting(8, integer(minimum=2))
 
     def __repr__(self) -> str:
         return f"DataConfig({self.as_dict()})"
@@ -118,7 +230,48 @@ class DataConfig:
             out[key] = list(value) if isinstance(value, tuple) else value
         return out
 
+    def cross_check(self) -> None:
+        """Checks between keys, and the default root of the datasets that have one."""
+        if self.name == "imagefolder" and self.root is None:
+            raise SettingError(
+                "data.root is required for imagefolder: the folder holding train/<class>/ and "
+                "test/<class>/"
+            )
+        if "root" in DATASET_KEYS[self.name] and self.root is None:
+            self.root = default_root()
+        if self.augment_p != 1 and not self.augment:
+            raise SettingError(
+                f"data.augment_p={self.augment_p} needs data.augment=true (or leave augment_p at 1)"
+            )
+        self._check_points()
+        if self.task == "two_class_mse":
+            if self.classes is not None and len(self.classes) != 2:
+                raise SettingError(
+                    f"data.task=two_class_mse needs exactly 2 classes, got "
+                    f"data.classes={list(self.classes)}"
+                )
+            if self.targets != "index":
+                raise SettingError(
+                    "data.targets=onehot does not apply to data.task=two_class_mse (targets are "
+                    "+-1 scalars)"
+                )
 
+    def _check_points(self) -> None:
+        """The regression task and the points dataset (paper 002, App. C.3) go together."""
+        if (self.task == "regression") != (self.name == "points"):
+            raise SettingError(
+                f"data.task=regression is the points dataset's task (got task={self.task}, "
+                f"name={self.name}); use data=points with task=regression, or a classification "
+                "task elsewhere"
+            )
+        if self.name == "points" and (self.augment or self.standardize or self.targets != "index"):
+            raise SettingError(
+                "data=points (2-D regression, paper 002 App. C.3) takes augment=false, "
+                "standardize=false, targets=index"
+            )
+
+
+# -------------------------------------------------------------------------- parse
 def _to_plain_dict(data_cfg: Any) -> dict[str, Any]:
     if isinstance(data_cfg, DictConfig):
         node = data_cfg
@@ -141,98 +294,12 @@ def _to_plain_dict(data_cfg: Any) -> dict[str, Any]:
     return plain  # type: ignore[return-value]
 
 
-def _check_int(
-    key: str, value: Any, minimum: int | None = None, allow_none: bool = False
-) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(
-            f"data.{key} must be an integer{' or null' if allow_none else ''}, got {value!r}"
-        )
-    if minimum is not None and value < minimum:
-        raise ValueError(f"data.{key} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"data.{key} must be true or false, got {value!r}")
-    return value
-
-
-def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"data.{key} must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
-def _check_str(key: str, value: Any, allow_none: bool = False) -> str | None:
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ValueError(
-            f"data.{key} must be a non-empty path string{' or null' if allow_none else ''}, got {value!r}"
-        )
-    return value
-
-
-def _check_input_scale(value: Any) -> float:
-    """data.input_scale: a positive finite factor (paper 002, App. C.2 scales inputs by 0.5-1.5)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 < value < float("inf")
-    ):
-        raise ValueError(f"data.input_scale must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _check_augment_p(value: Any, augment: bool) -> float:
-    """data.augment_p: the probability that a training example is augmented (paper 002, App. B.3)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"data.augment_p must be a number in [0, 1], got {value!r}")
-    if value != 1 and not augment:
-        raise ValueError(
-            f"data.augment_p={value} needs data.augment=true (or leave augment_p at 1)"
-        )
-    return float(value)
-
-
-def _check_mixup_beta(value: Any) -> float:
-    """data.mixup_beta: beta of theta ~ Beta(beta, beta) (paper 002, App. B.3); 0 = no mixup."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 <= value < float("inf")
-    ):
-        raise ValueError(
-            f"data.mixup_beta must be a finite number >= 0 (0: no mixup), got {value!r}"
-        )
-    return float(value)
-
-
-def _check_task_dataset(cfg: DataConfig) -> None:
-    """The regression task and the points dataset (paper 002, App. C.3) go together."""
-    if (cfg.task == "regression") != (cfg.name == "points"):
-        raise ValueError(
-            f"data.task=regression is the points dataset's task (got task={cfg.task}, name={cfg.name}); "
-            "use data=points with task=regression, or a classification task elsewhere"
-        )
-    if cfg.name == "points" and (cfg.augment or cfg.standardize or cfg.targets != "index"):
-        raise ValueError(
-            "data=points (2-D regression, paper 002 App. C.3) takes augment=false, standardize=false, targets=index"
-        )
-
-
-def parse_data_config(data_cfg: Any) -> DataConfig:
-    """Validate a data config (DictConfig or dict with the keys of ``conf/data/*.yaml``)."""
-    raw = _to_plain_dict(data_cfg)
+def _check_keys(raw: dict[str, Any]) -> str:
+    """The dataset's name, after checking that ``raw`` holds only keys it uses (one line
+    naming the typos, the keys of other datasets and the valid keys)."""
     if "name" not in raw:
-        raise ValueError(f"data config has no 'name'; valid datasets: {', '.join(DATASETS)}")
-    name = raw["name"]
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+        raise SettingError(f"data config has no 'name'; valid datasets: {', '.join(DATASETS)}")
+    name = _dataset("data.name", raw["name"])
     allowed = set(COMMON_KEYS) | set(DATASET_KEYS[name])
     unknown = sorted(set(raw) - allowed)
     if unknown:
@@ -243,128 +310,14 @@ def parse_data_config(data_cfg: Any) -> DataConfig:
             parts.append(f"unknown data key(s) {', '.join(typo)}")
         if other:
             parts.append(f"key(s) {', '.join(other)} not used by dataset {name!r}")
-        raise ValueError(
+        raise SettingError(
             "; ".join(parts) + f"; valid keys for {name}: {', '.join(sorted(allowed))}"
         )
+    return name
 
-    cfg = DataConfig(name=name)
-    get = raw.get
 
-    # where the data lives
-    if "root" in allowed:
-        root = get("root")
-        if name == "imagefolder":
-            if root is None:
-                raise ValueError(
-                    "data.root is required for imagefolder: the folder holding train/<class>/ and test/<class>/"
-                )
-            cfg.root = _check_str("root", root)
-        else:
-            cfg.root = _check_str("root", root, allow_none=True) or default_root()
-    if "download" in allowed:
-        cfg.download = _check_bool("download", get("download", False))
-    if "archive" in allowed:
-        cfg.archive = _check_str("archive", get("archive"), allow_none=True)
-    if "cache" in allowed:
-        cfg.cache = _check_bool("cache", get("cache", True))
-
-    # which examples
-    cfg.subset = _check_int("subset", get("subset"), minimum=1, allow_none=True)
-    cfg.subset_mode = _check_choice("subset_mode", get("subset_mode", "first"), SUBSET_MODES)
-    cfg.subset_seed = _check_int("subset_seed", get("subset_seed", 0), allow_none=True)
-    cfg.test_subset = _check_int("test_subset", get("test_subset"), minimum=1, allow_none=True)
-    classes = get("classes")
-    if classes is not None:
-        if not isinstance(classes, (list, tuple)) or len(classes) < 2:
-            raise ValueError(
-                f"data.classes must be null or a list of at least 2 class indices, got {classes!r}"
-            )
-        for c in classes:
-            _check_int("classes[]", c, minimum=0)
-        if len(set(classes)) != len(classes):
-            raise ValueError(f"data.classes has repeated class indices: {list(classes)}")
-        cfg.classes = tuple(int(c) for c in classes)
-
-    # what the model predicts
-    default_task = "regression" if name == "points" else "classification"
-    cfg.task = _check_choice("task", get("task", default_task), TASKS)
-    cfg.targets = _check_choice("targets", get("targets", "index"), TARGETS)
-    if cfg.task == "two_class_mse":
-        if cfg.classes is not None and len(cfg.classes) != 2:
-            raise ValueError(
-                f"data.task=two_class_mse needs exactly 2 classes, got data.classes={list(cfg.classes)}"
-            )
-        if cfg.targets != "index":
-            raise ValueError(
-                "data.targets=onehot does not apply to data.task=two_class_mse (targets are +-1 scalars)"
-            )
-
-    # preprocessing
-    cfg.standardize = _check_bool("standardize", get("standardize", name != "points"))
-    cfg.input_scale = _check_input_scale(get("input_scale", 1.0))
-    cfg.augment = _check_bool("augment", get("augment", False))
-    cfg.augment_p = _check_augment_p(get("augment_p", 1.0), cfg.augment)
-    cfg.mixup_beta = _check_mixup_beta(get("mixup_beta", 0.0))
-    cfg.dtype = _check_choice("dtype", get("dtype", "float32"), DTYPES)
-
-    # batching
-    batch_size = get("batch_size", 128)
-    if batch_size == "full":
-        cfg.batch_size = "full"
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise ValueError(
-            f"data.batch_size must be a positive integer or 'full', got {batch_size!r}"
-        )
-    elif batch_size <= 0:
-        raise ValueError(f"data.batch_size must be a positive integer or 'full', got {batch_size}")
-    else:
-        cfg.batch_size = int(batch_size)
-    pbs = get("physical_batch_size")
-    if pbs is not None and (isinstance(pbs, bool) or not isinstance(pbs, int) or pbs <= 0):
-        raise ValueError(
-            f"data.physical_batch_size must be a positive integer or null, got {pbs!r}"
-        )
-    cfg.physical_batch_size = pbs
-    cfg.drop_last = _check_bool("drop_last", get("drop_last", False))
-
-    # dataset-specific
-    if name == "imagefolder":
-        size = get("image_size")
-        if size is not None:
-            if isinstance(size, int) and not isinstance(size, bool):
-                size = [size, size]
-            if (
-                not isinstance(size, (list, tuple))
-                or len(size) != 2
-                or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size)
-            ):
-                raise ValueError(
-                    f"data.image_size must be null, an integer or [height, width], got {get('image_size')!r}"
-                )
-            cfg.image_size = (int(size[0]), int(size[1]))
-        channels = get("channels")
-        if channels not in (None, 1, 3) or isinstance(channels, bool):
-            raise ValueError(
-                f"data.channels must be null (from the first image), 1 or 3, got {channels!r}"
-            )
-        cfg.channels = channels
-    if name == "synthetic":
-        shape = get("shape", [3, 32, 32])
-        if (
-            not isinstance(shape, (list, tuple))
-            or len(shape) != 3
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape)
-        ):
-            raise ValueError(
-                f"data.shape must be [channels, height, width] of positive integers, got {shape!r}"
-            )
-        cfg.shape = (int(shape[0]), int(shape[1]), int(shape[2]))
-        cfg.num_classes = _check_int("num_classes", get("num_classes", 10), minimum=2)
-        cfg.n_train = _check_int("n_train", get("n_train", 2048), minimum=1)
-        cfg.n_test = _check_int("n_test", get("n_test", 512), minimum=1)
-        cfg.data_seed = _check_int("data_seed", get("data_seed", 0))
-    if name == "points":
-        cfg.n_points = _check_int("n_points", get("n_points", 8), minimum=2)
-        cfg.data_seed = _check_int("data_seed", get("data_seed", 0))
-    _check_task_dataset(cfg)
-    return cfg
+def parse_data_config(data_cfg: Any) -> DataConfig:
+    """Validate a data config (DictConfig or dict with the keys of ``conf/data/*.yaml``)."""
+    raw = _to_plain_dict(data_cfg)
+    name = _check_keys(raw)
+    return parse_settings(DataConfig, {**DATASET_DEFAULTS.get(name, {}), **raw}, "data")

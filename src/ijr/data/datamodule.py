@@ -10,7 +10,7 @@ bounded by compute. Every batch is a deterministic function of (seed, step):
 * full batch (``batch_size: full`` or B = N): the whole training set in its fixed order;
 * augmentation draws its crop offsets and flips from ``G("augment", seed, step)``;
 
-where ``G`` is a CPU ``torch.Generator`` seeded by :func:`ijr.data.rng.derive_seed`. The global
+where ``G`` is a CPU ``torch.Generator`` seeded by :func:`ijr.seeds.derive_seed`. The global
 RNG is never used. ``train_dataloader()`` starts at the attached trainer's ``global_step``, so a
 run resumed from a checkpoint continues with exactly the batches it would have seen.
 
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from ijr.data.augment import random_crop_flip
 from ijr.data.config import DataConfig, parse_data_config
 from ijr.data.identity import data_identity
-from ijr.data.rng import derive_seed, generator
 from ijr.data.sources import Source, load_source, prepare_source
+from ijr.seeds import derive_seed, generator
 
 AUGMENT_PADDING = 4
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -171,9 +171,32 @@ class TensorDataModule(pl.LightningDataModule):
         self.to(target)
 
     def _load(self, source: Source) -> None:
+        """Pick the examples, then standardise, scale, encode the targets and batch them."""
         cfg = self.config
-        num_source_classes = len(source.class_names)
-        # --- class filter (labels remapped to 0..k-1 in the order of cfg.classes)
+        kept = self._kept_classes(len(source.class_names))
+        dtype = _DTYPES[cfg.dtype]
+        train_raw, train_labels, train_idx = self._pick(source, kept, "train")
+        test_raw, test_labels, test_idx = self._pick(source, kept, "test")
+        train_x, test_x = self._to_float(train_raw, dtype), self._to_float(test_raw, dtype)
+        self._standardise(train_x, test_x, dtype)
+        self._scale_inputs(train_x, test_x)
+        if cfg.task == "regression":  # real-valued targets of the source (paper 002, App. C.3)
+            train_y = source.train.targets.index_select(0, train_idx).to(dtype)
+            test_y = source.test.targets.index_select(0, test_idx).to(dtype)
+            self.num_classes, self.target_kind = int(train_y.shape[1]), "real"
+        else:
+            train_y, test_y = self._targets(train_labels, test_labels, len(kept), dtype)
+        self._set_batching(train_x.shape[0])
+        self.class_names = tuple(source.class_names[c] for c in kept)
+        self.in_shape = tuple(int(s) for s in train_x.shape[1:])
+        self.task = cfg.task
+        self.origin = source.origin
+        self._train_x, self._train_y = train_x, train_y
+        self._test_x, self._test_y = test_x, test_y
+
+    def _kept_classes(self, num_source_classes: int) -> list[int]:
+        """The source classes kept, in the order of ``data.classes`` (labels become 0..k-1)."""
+        cfg = self.config
         if cfg.classes is not None:
             bad = [c for c in cfg.classes if c >= num_source_classes]
             if bad:
@@ -187,34 +210,40 @@ class TensorDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"data.task=two_class_mse needs exactly 2 classes but {cfg.name} has {len(kept)}; set data.classes=[a,b]"
             )
-        remap = torch.full((num_source_classes,), -1, dtype=torch.int64)
+        return kept
+
+    def _pick(self, source: Source, kept: list[int], split_key: str):
+        """The raw images, remapped labels and source indices of ``data.subset`` (``split_key`` train) or
+        ``data.test_subset`` (test) examples of the kept classes."""
+        cfg = self.config
+        split, size, key, split_name = (
+            (source.train, cfg.subset, "subset", "training")
+            if split_key == "train"
+            else (source.test, cfg.test_subset, "test_subset", "test")
+        )
+        remap = torch.full((len(source.class_names),), -1, dtype=torch.int64)
         remap[torch.as_tensor(kept)] = torch.arange(len(kept))
         subset_seed = cfg.subset_seed if cfg.subset_seed is not None else self.seed
         which = f" of {cfg.name}" + (f" in classes {kept}" if cfg.classes is not None else "")
+        labels = remap[split.labels]
+        candidates = torch.nonzero(labels >= 0).flatten()
+        positions = select_subset(
+            labels[candidates],
+            len(kept),
+            size,
+            cfg.subset_mode,
+            generator("subset", subset_seed, split_name),
+            f"data.{key}",
+            f"{split_name} examples{which}",
+        )
+        indices = candidates[positions]
+        return split.load_images(indices), labels[indices], indices
 
-        def pick(split, size, key, split_name):
-            labels = remap[split.labels]
-            candidates = torch.nonzero(labels >= 0).flatten()
-            positions = select_subset(
-                labels[candidates],
-                len(kept),
-                size,
-                cfg.subset_mode,
-                generator("subset", subset_seed, split_name),
-                f"data.{key}",
-                f"{split_name} examples{which}",
-            )
-            indices = candidates[positions]
-            return split.load_images(indices), labels[indices], indices
-
-        dtype = _DTYPES[cfg.dtype]
-        train_raw, train_labels, train_idx = pick(source.train, cfg.subset, "subset", "training")
-        test_raw, test_labels, test_idx = pick(source.test, cfg.test_subset, "test_subset", "test")
-        train_x, test_x = self._to_float(train_raw, dtype), self._to_float(test_raw, dtype)
-        n_train = train_x.shape[0]
-        channels = train_x.shape[1]
-
-        # --- standardisation with the training subset's per-channel statistics
+    def _standardise(self, train_x: torch.Tensor, test_x: torch.Tensor, dtype) -> None:
+        """In place, with the training subset's per-channel statistics (``data.standardize``);
+        sets ``channel_mean``, ``channel_std`` and the padding value of augmentation."""
+        cfg = self.config
+        n_train, channels = train_x.shape[0], train_x.shape[1]
         if cfg.standardize:
             mean, std = channel_mean_std(train_x)
             if n_train < 2 or bool((std == 0).any()):
@@ -232,38 +261,40 @@ class TensorDataModule(pl.LightningDataModule):
             self.channel_std = torch.ones(channels, dtype=dtype)
             self.pad_fill = torch.zeros(channels, dtype=dtype)
 
-        # --- input scaling (paper 002, App. C.2): after standardisation, train and test alike
-        if cfg.input_scale != 1.0:
+    def _scale_inputs(self, train_x: torch.Tensor, test_x: torch.Tensor) -> None:
+        """Input scaling (paper 002, App. C.2): after standardisation, train and test alike."""
+        scale = self.config.input_scale
+        if scale != 1.0:
             for x in (train_x, test_x):
-                x.mul_(cfg.input_scale)
+                x.mul_(scale)
             # the affine map raw -> model input is now (raw - mean) / (std / scale): pixel-space
             # attacks and the padding value (a black pixel) follow it
-            self.channel_std = self.channel_std / cfg.input_scale
-            self.pad_fill = self.pad_fill * cfg.input_scale
+            self.channel_std = self.channel_std / scale
+            self.pad_fill = self.pad_fill * scale
 
-        # --- targets
-        if cfg.task == "regression":  # real-valued targets of the source (paper 002, App. C.3)
-            train_y = source.train.targets.index_select(0, train_idx).to(dtype)
-            test_y = source.test.targets.index_select(0, test_idx).to(dtype)
-            self.num_classes = int(train_y.shape[1])
-            self.target_kind = "real"
-        elif cfg.task == "two_class_mse":
+    def _targets(self, train_labels, test_labels, num_kept: int, dtype):
+        """Targets of ``data.task`` / ``data.targets``; sets ``num_classes`` and ``target_kind``."""
+        cfg = self.config
+        if cfg.task == "two_class_mse":
             # first class of data.classes (or class 0) -> -1, second -> +1
             train_y = (2.0 * train_labels.to(dtype) - 1.0).unsqueeze(1)
             test_y = (2.0 * test_labels.to(dtype) - 1.0).unsqueeze(1)
             self.num_classes = 1
             self.target_kind = "pm1"
         elif cfg.targets == "onehot":
-            train_y = F.one_hot(train_labels, len(kept)).to(dtype)
-            test_y = F.one_hot(test_labels, len(kept)).to(dtype)
-            self.num_classes = len(kept)
+            train_y = F.one_hot(train_labels, num_kept).to(dtype)
+            test_y = F.one_hot(test_labels, num_kept).to(dtype)
+            self.num_classes = num_kept
             self.target_kind = "onehot"
         else:
             train_y, test_y = train_labels, test_labels
-            self.num_classes = len(kept)
+            self.num_classes = num_kept
             self.target_kind = "index"
+        return train_y, test_y
 
-        # --- batching
+    def _set_batching(self, n_train: int) -> None:
+        """Logical and physical batch sizes and steps per epoch for ``n_train`` examples."""
+        cfg = self.config
         if cfg.batch_size == "full":
             batch_size = n_train
         else:
@@ -277,13 +308,6 @@ class TensorDataModule(pl.LightningDataModule):
         self._is_full_batch = batch_size == n_train
         spe = n_train // batch_size if cfg.drop_last else math.ceil(n_train / batch_size)
         self._steps_per_epoch = 1 if self._is_full_batch else spe
-
-        self.class_names = tuple(source.class_names[c] for c in kept)
-        self.in_shape = tuple(int(s) for s in train_x.shape[1:])
-        self.task = cfg.task
-        self.origin = source.origin
-        self._train_x, self._train_y = train_x, train_y
-        self._test_x, self._test_y = test_x, test_y
 
     @staticmethod
     def _to_float(images: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

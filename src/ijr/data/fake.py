@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ijr.data.rng import generator
 from ijr.data.sources import CIFAR10_CLASSES
+from ijr.seeds import generator
 
 
 def _fake_images(labels: torch.Tensor, templates: torch.Tensor, gen: torch.Generator) -> np.ndarray:
@@ -57,41 +57,50 @@ def make_fake_cifar(
     train_data = _fake_images(train_labels, templates, gen)
     test_data = _fake_images(test_labels, templates, gen)
 
-    root = Path(root)
     if num_classes == 10:
-        folder = root / "cifar-10-batches-py"
-        folder.mkdir(parents=True, exist_ok=True)
-        bounds = np.linspace(0, n_train, 6).astype(int)
-        for b in range(5):
-            lo, hi = bounds[b], bounds[b + 1]
-            _dump(
-                folder / f"data_batch_{b + 1}",
-                {
-                    "batch_label": f"training batch {b + 1} of 5",
-                    "labels": [int(v) for v in train_labels[lo:hi]],
-                    "data": train_data[lo:hi],
-                    "filenames": [f"fake_{i:06d}.png" for i in range(lo, hi)],
-                },
-            )
-        _dump(
-            folder / "test_batch",
-            {
-                "batch_label": "testing batch 1 of 1",
-                "labels": [int(v) for v in test_labels],
-                "data": test_data,
-                "filenames": [f"fake_test_{i:06d}.png" for i in range(n_test)],
-            },
-        )
-        _dump(
-            folder / "batches.meta",
-            {
-                "num_cases_per_batch": int(bounds[1] - bounds[0]),
-                "label_names": list(CIFAR10_CLASSES),
-                "num_vis": 3072,
-            },
-        )
-        return folder
+        return _write_cifar10(Path(root), train_labels, train_data, test_labels, test_data)
+    return _write_cifar100(Path(root), train_labels, train_data, test_labels, test_data)
 
+
+def _write_cifar10(root: Path, train_labels, train_data, test_labels, test_data) -> Path:
+    """torchvision's ``cifar-10-batches-py/`` layout: five training batches and a test batch."""
+    n_train, n_test = len(train_labels), len(test_labels)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    bounds = np.linspace(0, n_train, 6).astype(int)
+    for b in range(5):
+        lo, hi = bounds[b], bounds[b + 1]
+        _dump(
+            folder / f"data_batch_{b + 1}",
+            {
+                "batch_label": f"training batch {b + 1} of 5",
+                "labels": [int(v) for v in train_labels[lo:hi]],
+                "data": train_data[lo:hi],
+                "filenames": [f"fake_{i:06d}.png" for i in range(lo, hi)],
+            },
+        )
+    _dump(
+        folder / "test_batch",
+        {
+            "batch_label": "testing batch 1 of 1",
+            "labels": [int(v) for v in test_labels],
+            "data": test_data,
+            "filenames": [f"fake_test_{i:06d}.png" for i in range(n_test)],
+        },
+    )
+    _dump(
+        folder / "batches.meta",
+        {
+            "num_cases_per_batch": int(bounds[1] - bounds[0]),
+            "label_names": list(CIFAR10_CLASSES),
+            "num_vis": 3072,
+        },
+    )
+    return folder
+
+
+def _write_cifar100(root: Path, train_labels, train_data, test_labels, test_data) -> Path:
+    """torchvision's ``cifar-100-python/`` layout: train, test and meta."""
     folder = root / "cifar-100-python"
     folder.mkdir(parents=True, exist_ok=True)
     for split, labels, data in (

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ijr.data.config import DataConfig
-from ijr.data.rng import generator
+from ijr.seeds import generator
 
 CIFAR10_CLASSES = (
     "airplane",

@@ -7,6 +7,17 @@ full-batch GD (``data.batch_size=full``) run the same code and the update does n
 chunk size (up to float summation order). Two-pass methods (SAM, ASAM, EJR variants) subclass
 :class:`TrainingModule` and override :meth:`TrainingModule.compute_gradients`.
 
+Methods register like models: ``@register_method("name")`` on the class puts it in
+:data:`METHODS` (the names ``method=...`` accepts). A method declares
+
+* ``Params``: the dataclass schema of its ``conf/method/<name>.yaml`` keys (defaults and checks,
+  :mod:`ijr.schema`), whose fields :meth:`TrainingModule.set_params` validates and sets;
+* ``computes_own_loss``: ``True`` when it differentiates a loss it builds itself (double
+  backprop) instead of :meth:`TrainingModule.chunk_loss`; an adversary that wraps the loss
+  (TRADES) cannot reach such a method and is refused when the module is built, and a method
+  that does not declare it but skips :meth:`chunk_loss` is stopped at its first TRADES step
+  (:meth:`ijr.methods.adversarial.TradesTerm.check_reached`).
+
 Step convention (used by every logged metric): ``step`` = number of updates already applied.
 ``train/loss`` at step t is the loss of batch t at the parameters theta_t, i.e. *before* update t;
 probes and test evaluations at step t are measured at theta_t too.
@@ -15,56 +26,98 @@ probes and test evaluations at step t are measured at theta_t too.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ijr.attacks import kl_divergence
 from ijr.metrics_log import log_metrics
+from ijr.schema import SettingError, boolean, nonnegative_float, parse_settings, setting
 
 LOSSES = ("cross_entropy", "mse")
 SCHEDULES = ("constant", "multistep", "cosine")
 
 
+def _finite_nonnegative(key: str, value) -> float:
+    """A finite number >= 0, kept as given (int or float: the optimizer sees the same value)."""
+    nonnegative_float(key, value)
+    return value
+
+
+def _momentum(key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise SettingError(f"{key} must be in [0, 1), got {value}")
+    return value
+
+
+def _at_least_zero(key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise SettingError(f"{key} must be >= 0, got {value}")
+    return value
+
+
 @dataclass
 class OptimConfig:
-    """Base optimizer settings (torch.optim.SGD, eq. 49 with optional momentum / weight decay)."""
+    """Base optimizer settings (torch.optim.SGD, eq. 49 with optional momentum / weight decay);
+    the schema of ``conf/optim/`` (:mod:`ijr.schema`)."""
 
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    nesterov: bool = False
+    lr: float = setting(0.01, _finite_nonnegative)
+    momentum: float = setting(0.0, _momentum)
+    weight_decay: float = setting(0.0, _at_least_zero)
+    nesterov: bool = setting(False, boolean)
+
+    @classmethod
+    def parse(cls, raw) -> OptimConfig:
+        return parse_settings(cls, raw, "optim")
+
+    def cross_check(self) -> None:
+        if self.nesterov and self.momentum == 0:
+            raise SettingError("optim.nesterov=true needs optim.momentum > 0")
 
     def validate(self) -> None:
-        if not (self.lr >= 0 and math.isfinite(self.lr)):
-            raise ValueError(f"optim.lr must be a finite number >= 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"optim.momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("optim.nesterov=true needs optim.momentum > 0")
+        parse_settings(type(self), vars(self), "optim")
+
+
+def _schedule_name(key: str, value) -> str:
+    if value not in SCHEDULES:
+        raise SettingError(f"unknown sched '{value}'; valid: {', '.join(SCHEDULES)}")
+    return value
+
+
+def _milestones(key: str, value) -> list[float]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(m, (int, float)) and not isinstance(m, bool) for m in value
+    ):
+        raise SettingError(f"{key} must be a list of fractions of training, got {value!r}")
+    return list(value)
 
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate schedule as a multiplier of ``optim.lr`` by step (Table 4)."""
+    """Learning-rate schedule as a multiplier of ``optim.lr`` by step (Table 4); the schema of
+    ``conf/sched/`` (each file holds the keys its schedule uses)."""
 
-    name: str = "constant"
-    gamma: float = 0.2
-    milestones: list[float] = field(default_factory=lambda: [0.3, 0.6, 0.8])
-    eta_min: float = 0.0
+    name: str = setting("constant", _schedule_name)
+    gamma: float = setting(0.2, _at_least_zero)
+    milestones: list[float] = setting(check=_milestones, factory=lambda: [0.3, 0.6, 0.8])
+    eta_min: float = setting(0.0, _at_least_zero)
 
-    def validate(self) -> None:
-        if self.name not in SCHEDULES:
-            raise ValueError(f"unknown sched '{self.name}'; valid: {', '.join(SCHEDULES)}")
+    @classmethod
+    def parse(cls, raw) -> ScheduleConfig:
+        return parse_settings(cls, raw, "sched")
+
+    def cross_check(self) -> None:
         if self.name == "multistep" and not all(0 < m < 1 for m in self.milestones):
-            raise ValueError(
+            raise SettingError(
                 f"sched.milestones are fractions of training in (0, 1), got {self.milestones}"
             )
+
+    def validate(self) -> None:
+        parse_settings(type(self), vars(self), "sched")
 
 
 def lr_factor(schedule: ScheduleConfig, step: int, total_steps: int, base_lr: float) -> float:
@@ -129,10 +182,34 @@ class Diverged(RuntimeError):
     """Raised inside training when the loss is non-finite or exceeds the divergence threshold."""
 
 
+@dataclass
+class NoParams:
+    """``conf/method/sgd.yaml``: plain SGD has no method-specific keys."""
+
+
+METHODS: dict[str, type[TrainingModule]] = {}
+
+
+def register_method(name: str) -> Callable[[type], type]:
+    """Class decorator: register a :class:`TrainingModule` subclass as ``method=<name>``."""
+
+    def decorate(cls: type) -> type:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is registered twice")
+        cls.method_name = name
+        METHODS[name] = cls
+        return cls
+
+    return decorate
+
+
+@register_method("sgd")
 class TrainingModule(pl.LightningModule):
     """Plain SGD / full-batch GD on a classifier (``method=sgd``); base of every method."""
 
-    method_name = "sgd"
+    method_name: ClassVar[str] = "sgd"
+    Params: ClassVar[type] = NoParams  # schema of conf/method/<name>.yaml (besides name)
+    computes_own_loss: ClassVar[bool] = False  # True: never differentiates chunk_loss
 
     def __init__(
         self,
@@ -171,7 +248,14 @@ class TrainingModule(pl.LightningModule):
         self.log_every_n_steps = max(1, int(log_every_n_steps))
         self.steps_per_epoch = max(1, int(steps_per_epoch))
         self.adversary = adversary  # ijr.methods.adversarial.Adversary (AT / TRADES) or None
-        self._trades_inputs: torch.Tensor | None = None  # this step's TRADES examples
+        self._loss_term = None  # this step's loss wrapper from the adversary (TRADES) or None
+
+    def set_params(self, **given) -> None:
+        """Validate the method's own settings against ``Params`` (:mod:`ijr.schema`, one-line
+        errors naming ``method.<key>``) and set each as an attribute."""
+        params = parse_settings(type(self).Params, given, "method")
+        for key, value in vars(params).items():
+            setattr(self, key, value)
 
     # ------------------------------------------------------------------ model
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,19 +284,25 @@ class TrainingModule(pl.LightningModule):
             xc, yc = x[start : start + size], y[start : start + size]
             yield xc, yc, xc.shape[0] / n
 
+    def chunk_loss(self, logits: torch.Tensor, targets: torch.Tensor, start: int) -> torch.Tensor:
+        """The training loss of the chunk whose first example is example ``start`` of the batch:
+        ``loss_fn``, wrapped by the adversary's loss term this step (TRADES adds
+        beta KL(p(x) || p(x_adv)), :class:`ijr.methods.adversarial.TradesTerm`)."""
+        loss = self.loss_fn(logits, targets)
+        if self._loss_term is not None:
+            loss = self._loss_term(loss, logits, start)
+        return loss
+
     def accumulate_loss_gradient(self, x: torch.Tensor, y: torch.Tensor, extra=None):
-        """Add the gradient of the batch-mean loss (plus ``extra(logits, x, y)``, a per-chunk mean
-        term, if given) to ``.grad``, chunk by chunk. Returns (mean loss, correct count) as
-        detached tensors."""
+        """Add the gradient of the batch-mean :meth:`chunk_loss` (plus ``extra(logits, x, y)``, a
+        per-chunk mean term, if given) to ``.grad``, chunk by chunk. Returns (mean loss, correct
+        count) as detached tensors."""
         total_loss = torch.zeros((), device=x.device)
         correct = torch.zeros((), device=x.device, dtype=torch.long)
         start = 0
         for xc, yc, weight in self.chunks(x, y):
             logits = self.model(xc)
-            loss = self.loss_fn(logits, yc)
-            if self._trades_inputs is not None:  # TRADES: + beta KL(p(x) || p(x_adv)) per chunk
-                adv = self._trades_inputs[start : start + xc.shape[0]]
-                loss = loss + self.adversary.config.beta * kl_divergence(logits, self.model(adv))
+            loss = self.chunk_loss(logits, yc, start)
             start += xc.shape[0]
             objective = loss if extra is None else loss + extra(logits, xc, yc)
             self.backward_scaled(objective, weight)
@@ -236,28 +326,29 @@ class TrainingModule(pl.LightningModule):
         return {"loss": loss, "correct": correct}
 
     # ---------------------------------------------------------------- train
+    def step_gradients(self, x: torch.Tensor, y: torch.Tensor, step: int) -> dict:
+        """:meth:`compute_gradients` for batch (x, y) at ``step``, composed with the adversary:
+        AT replaces the batch by its attack, TRADES wraps :meth:`chunk_loss` for the step and
+        checks afterwards that the wrapped loss reached every example."""
+        if self.adversary is None:
+            return self.compute_gradients(x, y, step)
+        x_train, term = self.adversary.attack_step(self.model, x, y, step, self.chunks(x, y))
+        self._loss_term = term
+        try:
+            logs = self.compute_gradients(x_train, y, step)
+        finally:
+            self._loss_term = None
+        if term is not None:
+            term.check_reached(self.method_name)
+        return logs
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         step = int(self.trainer.global_step)
         opt = self.optimizers()
         sched = self.lr_schedulers()
         opt.zero_grad(set_to_none=True)
-        if self.adversary is not None:  # AT trains on the attack; TRADES adds it to the loss
-            # crafted chunk by chunk (the physical batches), each with its own seeded start
-            x_adv = torch.cat(
-                [
-                    self.adversary.craft(self.model, xc, yc, step, chunk=k)
-                    for k, (xc, yc, _) in enumerate(self.chunks(x, y))
-                ]
-            )
-            if self.adversary.is_trades:
-                self._trades_inputs = x_adv
-            else:
-                x = x_adv
-        try:
-            logs = self.compute_gradients(x, y, step)
-        finally:
-            self._trades_inputs = None
+        logs = self.step_gradients(x, y, step)
         loss = float(logs.pop("loss"))
         correct = logs.pop("correct")
         if not math.isfinite(loss) or loss > self.divergence_loss:

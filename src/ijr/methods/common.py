@@ -1,64 +1,32 @@
 """Helpers shared by the regularised and two-pass training methods.
 
-* argument checks that fail with one clear line;
 * the per-step random directions (u on the unit sphere S^{C-1} of EJR, eqs. 11-13 / 51 / 54,
   and v of the input-Jacobian penalty), drawn from a ``torch.Generator`` seeded by
-  (run seed, step, stream name) -- never from the global RNG -- so a run is deterministic, a
-  resumed run draws the same directions as an uninterrupted one, and the directions do not
-  depend on the device or on how the batch is split into physical chunks;
+  (run seed, step, stream name) with :func:`ijr.seeds.stream_seed` -- never from the global
+  RNG -- so a run is deterministic, a resumed run draws the same directions as an uninterrupted
+  one, and the directions do not depend on the device or on how the batch is split into
+  physical chunks;
 * snapshot / exact restore of parameters and of module buffers (BatchNorm running statistics)
   around a second forward pass.
 """
 
 from __future__ import annotations
 
-import math
-import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import numpy as np
 import torch
 from torch import nn
 
+from ijr.seeds import stream_generator
 from ijr.state_guard import preserved
-
-
-# ----------------------------------------------------------------------------- checks
-def nonnegative_float(key: str, value) -> float:
-    """``value`` as a float; one-line ValueError unless it is a finite number >= 0."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(f"method.{key} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def positive_int(key: str, value) -> int:
-    """``value`` as an int; one-line ValueError unless it is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"method.{key} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 # ------------------------------------------------------------------------- directions
 def direction_generator(seed: int, step: int, stream: str) -> torch.Generator:
-    """A CPU generator seeded from (run seed, training step, stream name).
-
-    The three numbers are mixed by numpy's ``SeedSequence`` so that neighbouring seeds / steps
-    give unrelated streams; ``stream`` separates independent uses (e.g. ``"ejr_u"``)."""
-    entropy = [
-        int(seed) & 0xFFFFFFFFFFFFFFFF,
-        int(step) & 0xFFFFFFFFFFFFFFFF,
-        zlib.crc32(stream.encode()),
-    ]
-    state = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(int(state[0]) << 32 | int(state[1]))
-    return gen
+    """A CPU generator seeded from (run seed, training step, stream name)
+    (:func:`ijr.seeds.stream_generator`); ``stream`` separates independent uses (``"ejr_u"``)."""
+    return stream_generator(seed, step, stream)
 
 
 def random_unit_vectors(generator: torch.Generator, count: int, dim: int) -> torch.Tensor:

@@ -19,18 +19,15 @@ runs are deterministic and resumed runs draw the same u.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ijr.methods.base import correct_count
-from ijr.methods.common import (
-    direction_generator,
-    global_norm,
-    nonnegative_float,
-    positive_int,
-    random_unit_vectors,
-)
+from ijr.methods.base import correct_count, register_method
+from ijr.methods.common import direction_generator, global_norm, random_unit_vectors
 from ijr.methods.penalties import ParameterGradientPenalty
 from ijr.methods.two_pass import NORM_GUARD, TwoPassModule
+from ijr.schema import nonnegative_float, positive_int, setting
 
 EJR_DIRECTION_STREAM = "ejr_u"
 
@@ -42,21 +39,50 @@ def ejr_directions(seed: int, step: int, count: int, num_classes: int) -> torch.
     )
 
 
+@dataclass
+class EJRParams:
+    """``conf/method/ejr.yaml``."""
+
+    lambda_reg: float = setting(0.01, nonnegative_float)  # lambda_reg of eq. (51)
+    num_projections: int = setting(1, positive_int)  # K directions u per step
+
+
+@dataclass
+class EfficientEJRParams:
+    """``conf/method/ejr_efficient.yaml``."""
+
+    rho: float = setting(2.0, nonnegative_float)  # rho_reg of eq. (11)
+
+
+@dataclass
+class EfficientEJRv2Params:
+    """``conf/method/ejr_v2.yaml``."""
+
+    rho: float = setting(2.0, nonnegative_float)  # rho_reg of eq. (11)
+    mu: float = setting(0.03, nonnegative_float)  # mu_reg of eq. (55)
+
+
+@register_method("ejr")
 class ExplicitJacobianRegularization(ParameterGradientPenalty):
     """EJR, eq. (51): L + lambda_reg ||<J>||_F^2 / C estimated as
     lambda_reg / K sum_k ||grad_theta <u_k^T z>_B||^2 (``method.lambda_reg``,
     ``method.num_projections`` = K). Logs ``ejr_term`` (the penalty added to the loss) and
     ``jac_frob_sq_est`` = C / K sum_k ||<J>u_k||^2, the unbiased estimate of ||<J>||_F^2."""
 
-    method_name = "ejr"
+    Params = EJRParams
     term_name = "ejr_term"
     norm_name = "jac_frob_sq_est"
 
     def __init__(
-        self, model, *, lambda_reg: float = 0.01, num_projections: int = 1, **base_kwargs
+        self,
+        model,
+        *,
+        lambda_reg: float = EJRParams.lambda_reg,
+        num_projections: int = EJRParams.num_projections,
+        **base_kwargs,
     ) -> None:
-        super().__init__(model, lambda_reg=lambda_reg, **base_kwargs)
-        self.num_projections = positive_int("num_projections", num_projections)
+        super().__init__(model, **base_kwargs)
+        self.set_params(lambda_reg=lambda_reg, num_projections=num_projections)
 
     def penalised_scalars(self, step, logits):
         directions = ejr_directions(self.seed, step, self.num_projections, logits.shape[-1])
@@ -67,15 +93,17 @@ class ExplicitJacobianRegularization(ParameterGradientPenalty):
         return float(num_classes)
 
 
+@register_method("ejr_efficient")
 class EfficientEJR(TwoPassModule):
     """Efficient EJR, eqs. (11)-(13) / (53)-(54): ascent pass delta = <J>u = grad <u^T z>_B at
     theta, epsilon = rho delta / ||delta|| (``method.rho``), update with grad L(theta + epsilon).
     Logs ``jac_u_norm`` = ||<J>u|| and ``u_dot_mean_logit`` = u^T <z>_B at theta."""
 
-    method_name = "ejr_efficient"
+    Params = EfficientEJRParams
 
-    def __init__(self, model, *, rho: float = 2.0, **base_kwargs) -> None:
-        super().__init__(model, rho=rho, **base_kwargs)
+    def __init__(self, model, *, rho: float = EfficientEJRParams.rho, **base_kwargs) -> None:
+        super().__init__(model, **base_kwargs)
+        self.set_params(rho=rho)
         self.current_direction: torch.Tensor | None = None
 
     def ascent_pass(self, x, y, step):
@@ -103,16 +131,24 @@ class EfficientEJR(TwoPassModule):
         return [d * scale for d in direction], {"jac_u_norm": norm}
 
 
+@register_method("ejr_v2")
 class EfficientEJRv2(EfficientEJR):
     """Efficient EJR.v2, eq. (55): the perturbation of :class:`EfficientEJR`, and the descent
     pass differentiates L_hat = L + mu_reg u^T <z> (``method.mu``) at theta_hat with the same u.
     Logs ``ejr_v2_term`` = mu_reg u^T <z>_B at theta besides the efficient-EJR columns."""
 
-    method_name = "ejr_v2"
+    Params = EfficientEJRv2Params
 
-    def __init__(self, model, *, rho: float = 2.0, mu: float = 0.03, **base_kwargs) -> None:
+    def __init__(
+        self,
+        model,
+        *,
+        rho: float = EfficientEJRv2Params.rho,
+        mu: float = EfficientEJRv2Params.mu,
+        **base_kwargs,
+    ) -> None:
         super().__init__(model, rho=rho, **base_kwargs)
-        self.mu = nonnegative_float("mu", mu)
+        self.set_params(rho=rho, mu=mu)
 
     def ascent_pass(self, x, y, step):
         logs = super().ascent_pass(x, y, step)
@@ -129,6 +165,9 @@ class EfficientEJRv2(EfficientEJR):
 
 
 __all__ = [
+    "EJRParams",
+    "EfficientEJRParams",
+    "EfficientEJRv2Params",
     "EJR_DIRECTION_STREAM",
     "EfficientEJR",
     "EfficientEJRv2",

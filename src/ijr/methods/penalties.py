@@ -25,35 +25,50 @@ device's share of the batch (``torch.autograd.grad`` does not all-reduce).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ijr.methods.base import TrainingModule, correct_count
+from ijr.methods.base import TrainingModule, correct_count, register_method
 from ijr.methods.common import (
     buffers_restored,
     direction_generator,
     dot_all,
-    nonnegative_float,
-    positive_int,
     random_unit_vectors,
     trainable_parameters,
 )
+from ijr.schema import nonnegative_float, positive_int, setting
+
+
+@dataclass
+class GNPParams:
+    """``conf/method/gnp.yaml``."""
+
+    lambda_reg: float = setting(0.01, nonnegative_float)  # weight of ||<grad l>_B||^2
+
+
+@dataclass
+class InputJRParams:
+    """``conf/method/input_jr.yaml``."""
+
+    lambda_reg: float = setting(0.01, nonnegative_float)  # lambda_JR of Hoffman et al.
+    num_projections: int = setting(1, positive_int)  # K random projections per step
 
 
 class ParameterGradientPenalty(TrainingModule):
     """L_B + lambda_reg / K sum_k ||grad_theta <s_k>_B||^2 by double backpropagation (see the
     module docstring). Subclasses define the scalars s_k with :meth:`penalised_scalars` and
     name the logged columns with ``term_name`` (lambda times the penalty) and ``norm_name``
-    (the mean squared gradient norm itself, times ``norm_scale``)."""
+    (the mean squared gradient norm itself, times ``norm_scale``); their ``Params`` hold
+    ``lambda_reg``. The loss is differentiated here, not through ``chunk_loss``."""
 
+    computes_own_loss = True
+    lambda_reg: float
     term_name = "penalty_term"
     norm_name = "penalty_grad_norm_sq"
     penalises_loss_gradient = (
         False  # True: s = loss, so delta is the loss gradient already in .grad
     )
-
-    def __init__(self, model, *, lambda_reg: float, **base_kwargs) -> None:
-        super().__init__(model, **base_kwargs)
-        self.lambda_reg = nonnegative_float("lambda_reg", lambda_reg)
 
     def penalised_scalars(self, step: int, logits: torch.Tensor) -> list:
         """Functions ``f(logits_c, y_c, loss_c) -> chunk-mean scalar`` for step ``step`` (given
@@ -153,6 +168,7 @@ class ParameterGradientPenalty(TrainingModule):
         return total_loss, correct, penalty.detach(), logits.shape[-1]
 
 
+@register_method("gnp")
 class GradientNormPenalty(ParameterGradientPenalty):
     """The mini-batch gradient-norm penalty of Smith et al. (2021):
     L_B + lambda_reg ||<grad_theta l>_B||^2 (``method.lambda_reg``). Gradient descent with
@@ -160,18 +176,20 @@ class GradientNormPenalty(ParameterGradientPenalty):
     lambda_reg = eta / 4 doubles that implicit term. Logs ``gnp_term`` = lambda ||<grad l>_B||^2
     and ``grad_norm_sq`` = ||<grad l>_B||^2 at theta."""
 
-    method_name = "gnp"
+    Params = GNPParams
     term_name = "gnp_term"
     norm_name = "grad_norm_sq"
     penalises_loss_gradient = True
 
-    def __init__(self, model, *, lambda_reg: float = 0.01, **base_kwargs) -> None:
-        super().__init__(model, lambda_reg=lambda_reg, **base_kwargs)
+    def __init__(self, model, *, lambda_reg: float = GNPParams.lambda_reg, **base_kwargs) -> None:
+        super().__init__(model, **base_kwargs)
+        self.set_params(lambda_reg=lambda_reg)
 
     def penalised_scalars(self, step, logits):
         return [lambda logits_c, y_c, loss_c: loss_c]
 
 
+@register_method("input_jr")
 class InputJacobianRegularization(TrainingModule):
     """Input-logit Jacobian penalty of Hoffman, Roberts & Yaida (2019):
 
@@ -185,14 +203,19 @@ class InputJacobianRegularization(TrainingModule):
     chunk, as in the reference. Logs ``input_jr_term`` (lambda/2 times the estimate) and
     ``input_jac_frob_sq`` (the estimate of <||dz/dx||_F^2>_B)."""
 
-    method_name = "input_jr"
+    Params = InputJRParams
+    computes_own_loss = True
 
     def __init__(
-        self, model, *, lambda_reg: float = 0.01, num_projections: int = 1, **base_kwargs
+        self,
+        model,
+        *,
+        lambda_reg: float = InputJRParams.lambda_reg,
+        num_projections: int = InputJRParams.num_projections,
+        **base_kwargs,
     ) -> None:
         super().__init__(model, **base_kwargs)
-        self.lambda_reg = nonnegative_float("lambda_reg", lambda_reg)
-        self.num_projections = positive_int("num_projections", num_projections)
+        self.set_params(lambda_reg=lambda_reg, num_projections=num_projections)
 
     def compute_gradients(self, x: torch.Tensor, y: torch.Tensor, step: int) -> dict:
         if not torch.is_floating_point(x):
@@ -237,4 +260,10 @@ class InputJacobianRegularization(TrainingModule):
         }
 
 
-__all__ = ["GradientNormPenalty", "InputJacobianRegularization", "ParameterGradientPenalty"]
+__all__ = [
+    "GNPParams",
+    "GradientNormPenalty",
+    "InputJRParams",
+    "InputJacobianRegularization",
+    "ParameterGradientPenalty",
+]

@@ -11,10 +11,14 @@ Setting epsilon's direction to <J>u instead of g = <J(p - e^y)> gives efficient 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
-from ijr.methods.common import global_norm, nonnegative_float
+from ijr.methods.base import register_method
+from ijr.methods.common import global_norm
 from ijr.methods.two_pass import NORM_GUARD, TwoPassModule
+from ijr.schema import nonnegative_float, one_of, setting
 
 # Which parameters ASAM rescales by T = |theta| + eta (the others get T = 1).
 ASAM_SCALED_PARAMS = ("weight", "weight_except_norm", "all")
@@ -27,14 +31,23 @@ _NORM_LAYERS = (
 )
 
 
+@dataclass
+class SAMParams:
+    """``conf/method/sam.yaml``."""
+
+    rho: float = setting(0.05, nonnegative_float)  # neighbourhood radius (Table 3 footnote a)
+
+
+@register_method("sam")
 class SAM(TwoPassModule):
     """Sharpness-aware minimisation: ascent pass = the batch-loss gradient g at theta,
     epsilon = rho g / ||g|| (``method.rho``). Logs ``grad_norm`` = ||g||."""
 
-    method_name = "sam"
+    Params = SAMParams
 
-    def __init__(self, model, *, rho: float = 0.05, **base_kwargs) -> None:
-        super().__init__(model, rho=rho, **base_kwargs)
+    def __init__(self, model, *, rho: float = SAMParams.rho, **base_kwargs) -> None:
+        super().__init__(model, **base_kwargs)
+        self.set_params(rho=rho)
 
     def ascent_pass(self, x, y, step):
         loss, correct = self.accumulate_loss_gradient(x, y)
@@ -77,6 +90,16 @@ def asam_scaled_mask(model: nn.Module, scaled_params: str) -> list[bool]:
     return mask
 
 
+@dataclass
+class ASAMParams:
+    """``conf/method/asam.yaml``."""
+
+    rho: float = setting(0.5, nonnegative_float)  # neighbourhood radius (Table 3 footnote a)
+    eta: float = setting(0.01, nonnegative_float)  # eta added to |theta| in T
+    scaled_params: str = setting("weight", one_of(*ASAM_SCALED_PARAMS, sep=", got"))
+
+
+@register_method("asam")
 class ASAM(TwoPassModule):
     """Adaptive SAM: epsilon = rho T^2 g / ||T g|| with the elementwise T = |theta| + eta
     (``method.eta``) on the parameters chosen by ``method.scaled_params`` (see
@@ -84,20 +107,19 @@ class ASAM(TwoPassModule):
     ``scaled_grad_norm`` = ||T g||. Runs with full-batch GD too (paper 000 reports that it then
     trains poorly, Table 1)."""
 
-    method_name = "asam"
+    Params = ASAMParams
 
     def __init__(
         self,
         model,
         *,
-        rho: float = 0.5,
-        eta: float = 0.01,
-        scaled_params: str = "weight",
+        rho: float = ASAMParams.rho,
+        eta: float = ASAMParams.eta,
+        scaled_params: str = ASAMParams.scaled_params,
         **base_kwargs,
     ) -> None:
-        super().__init__(model, rho=rho, **base_kwargs)
-        self.eta = nonnegative_float("eta", eta)
-        self.scaled_params = str(scaled_params)
+        super().__init__(model, **base_kwargs)
+        self.set_params(rho=rho, eta=eta, scaled_params=scaled_params)
         self.scaled_mask = asam_scaled_mask(self.model, self.scaled_params)
 
     def ascent_pass(self, x, y, step):
@@ -119,4 +141,4 @@ class ASAM(TwoPassModule):
         return epsilon, {"scaled_grad_norm": norm}
 
 
-__all__ = ["ASAM", "ASAM_SCALED_PARAMS", "SAM", "asam_scaled_mask"]
+__all__ = ["ASAM", "ASAMParams", "ASAM_SCALED_PARAMS", "SAM", "SAMParams", "asam_scaled_mask"]

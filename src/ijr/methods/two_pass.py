@@ -33,7 +33,6 @@ from ijr.methods.common import (
     buffers_restored,
     global_norm,
     grads_or_zeros,
-    nonnegative_float,
     trainable_parameters,
 )
 
@@ -43,11 +42,9 @@ NORM_GUARD = 1e-12
 class TwoPassModule(TrainingModule):
     """Base of the perturb-then-descend methods (see the module docstring); subclasses implement
     :meth:`ascent_pass` and :meth:`perturbation` and may add a term to the descent objective
-    with :meth:`descent_extra_term`."""
+    with :meth:`descent_extra_term`. Subclasses' ``Params`` hold ``rho``, the radius of epsilon."""
 
-    def __init__(self, model, *, rho: float, **base_kwargs) -> None:
-        super().__init__(model, **base_kwargs)
-        self.rho = nonnegative_float("rho", rho)
+    rho: float
 
     # ------------------------------------------------------------------ hooks
     def ascent_pass(self, x: torch.Tensor, y: torch.Tensor, step: int) -> dict:
