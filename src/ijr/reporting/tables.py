@@ -346,7 +346,11 @@ def build_table(
     ddof: int = 1,
 ) -> pd.DataFrame:
     """Table ``name`` (``table1``, ``table5``, ``table6``) of the runs in ``runs`` (from
-    :func:`ijr.reporting.load_runs`). See :func:`table1` for the arguments and the result."""
+    :func:`ijr.reporting.load_runs`). See :func:`table1` for the arguments and the result.
+
+    Longer than the ~60-line guide on purpose: one pass from runs to rows (profile check,
+    selection, cells, seeds expected, paper columns) whose steps share the same grouping keys;
+    split, each piece would take most of the others' arguments."""
     if name not in SPECS:
         raise ValueError(f"unknown table '{name}'; valid: {', '.join(SPECS)}")
     spec = SPECS[name]
