@@ -135,6 +135,17 @@ def test_figures_of_runs_of_experiments_are_drawn_from_the_runs_they_name(tmp_pa
     assert all("fig5" not in c[3] for c in commands.values())  # a run in progress: skipped
 
 
+def test_companion_papers_figures_are_drawn_by_make_claims(tmp_path):
+    from test_claims import write_run
+
+    write_run(tmp_path, "p004_fig2_anomalies", "k", {"x": [0] * 11})
+    write_run(tmp_path, "p002_fig1_label_smoothing", "k", {"x": [0] * 11})
+    args = argparse.Namespace(profile="cpu", runs=str(tmp_path), results=str(tmp_path / "results"))
+    outs = {cmd[cmd.index("--out") + 1] for cmd in figure_commands(args)}
+    results = tmp_path / "results" / "cpu"
+    assert {str(results / "p004" / "fig2"), str(results / "p002" / "fig1")} <= outs
+
+
 # --------------------------------------------------------------------------- README blocks
 def test_render_rewrites_only_the_generated_blocks(tmp_path):
     results = tmp_path / "results" / "cpu"

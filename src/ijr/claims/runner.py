@@ -84,14 +84,16 @@ def _all_finished(folder: Path, profile: str) -> bool:
 
 
 def figure_commands(args: argparse.Namespace) -> list[list[str]]:
-    """``ijr-report`` for every output of paper 000's figure targets (the report registry,
-    :func:`ijr.reporting.registry.figure_targets`) whose experiment is trained (or has
+    """``ijr-report`` for every output of every paper's figure targets (the report registry,
+    :func:`ijr.reporting.registry.figure_targets`; outputs reading one experiment's folder) whose
+    experiment is trained (or has
     ``runs_of``) in the profile, into RESULTS/PROFILE/; those without runs, or with a run still in
     progress, are skipped."""
     experiments = {e.name: e for e in load_experiments(args.profile)}
     out_dir = Path(args.results) / args.profile
     commands = []
-    for entry in registry.figure_targets("000", "paper"):
+    papers = sorted({e.paper for e in registry.targets().values() if e.paper})
+    for entry in (e for paper in papers for e in registry.figure_targets(paper, "paper")):
         for output in entry.outputs:
             exp = experiments.get(output.folder) if output.folder else None
             if exp is None or exp.gpu_scale:
