@@ -97,3 +97,15 @@ def test_rows_outside_the_scale_are_not_run(tmp_path):
     assert frame.loc["lr0.1", "status"] == "pass"
     assert frame.loc["lr0.3", "status"] == "not run"
     assert "optim.lr = 0.3 is not swept" in frame.loc["lr0.3", "measured"]
+
+
+def test_table1_block_joins_the_table_and_the_paired_differences(tmp_path):
+    from ijr.claims.readme import table1_block
+
+    with pytest.raises(FileNotFoundError, match="table1.md"):
+        table1_block(tmp_path)
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "table1.md").write_text("# T\n\n| a |\n|---|\n| 1 |\n")
+    assert table1_block(tmp_path) == "| a |\n|---|\n| 1 |"
+    (tmp_path / "claims" / "table1_paired.md").write_text("text\n\n| b |\n|---|\n")
+    assert table1_block(tmp_path) == "| a |\n|---|\n| 1 |\n\n| b |\n|---|"

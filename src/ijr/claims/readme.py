@@ -49,6 +49,19 @@ def runs_block(results: Path) -> str:
     return "\n".join(markdown_lines(columns, rows))
 
 
+def table1_block(results: Path) -> str:
+    """Table 1 at this profile: the table of ``table1.md`` (``ijr-report table1``) and, when the
+    claims report wrote it, the paired differences per seed (``claims/table1_paired.md``)."""
+    lines = []
+    for path in (results / "table1.md", results / "claims" / "table1_paired.md"):
+        if path.is_file():
+            table = [ln for ln in path.read_text().splitlines() if ln.startswith("|")]
+            lines += ([""] if lines else []) + table
+    if not lines:
+        raise FileNotFoundError(f"no {results / 'table1.md'}: run `ijr-report table1` first")
+    return "\n".join(lines)
+
+
 def reports_block(_results: Path) -> str:
     """The make targets of the report registry (no results needed)."""
     from ijr.reporting.registry import markdown_table
@@ -59,6 +72,7 @@ def reports_block(_results: Path) -> str:
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "claims": claims_block,
     "claims-runs": runs_block,
+    "table1": table1_block,
     "reports": reports_block,
 }
 
