@@ -58,6 +58,18 @@ def runs(tmp_path_factory):
                 "probes.size=null",  # the whole training set: the probe loss is the GD loss
             )
         )
+    for scale, act in (("0.5", "relu"), ("1.5", "tanh")):  # App. C.2 (Figs. 30-31)
+        _train(
+            (
+                "experiment=p002_input_scaling",
+                *cifar,
+                f"data.input_scale={scale}",
+                f"model.kwargs.activation={act}",
+                "trainer.max_steps=2",
+                "probes.every_n_steps=1",
+                "probes.expensive_every_n_steps=1",
+            )
+        )
     mixup = ("data.mixup_beta=0.4", "data.batch_size=8", "model=fcn3", "trainer.max_steps=2")
     _train(("experiment=p002_fig5_mixup", *cifar, *mixup))
     for seed in (0, 1):
@@ -96,7 +108,7 @@ def test_fig1_logs_the_loss_minus_the_label_entropy(runs):
 
 
 def test_every_p002_report_renders(runs, tmp_path):
-    for name in ("p002-fig1", "p002-fig5", "p002-fig32"):
+    for name in ("p002-fig1", "p002-fig5", "p002-fig32", "002-fig30"):
         written = report.run([name, "--runs", str(runs), "--out", str(tmp_path / name)])
         assert all(p.stat().st_size > 0 for p in written) and len(written) == 2
     with pytest.raises(ValueError, match="p002-fig2: no completed run of p002_fig2_weight_decay"):

@@ -119,6 +119,34 @@ def fig1(runs: pd.DataFrame) -> Figure:
     return fig
 
 
+def fig30(runs: pd.DataFrame) -> Figure:
+    """Figures 30-31 (App. C.2): rows = activation (ReLU: Fig. 30, tanh: Fig. 31), columns = the
+    sharpness and the softmaxed model's Jacobian norm against the iteration; colour = input
+    scaling, line style = label smoothing; mean +- std over seeds."""
+    runs = _of(runs, "p002_input_scaling", "p002-fig30")
+    acts = sorted(runs["model.kwargs.activation"].unique())
+    scales = sorted(runs["data.input_scale"].unique())
+    fig, axes = _figure(len(acts), 2)
+    styles = ("-", "--", ":", "-.")
+    for row, act in enumerate(acts):
+        for (scale, alpha), group in runs[runs["model.kwargs.activation"] == act].groupby(
+            ["data.input_scale", ALPHA]
+        ):
+            style = {
+                "color": f"C{scales.index(scale)}",
+                "ls": styles[sorted(runs[ALPHA].unique()).index(alpha) % 4],
+                "label": f"scale={scale:g}, alpha={alpha:g} (n={len(group)})",
+            }
+            for col, metric in enumerate((SHARP, JAC)):
+                _band(axes[row, col], *_mean_curve(group["run_dir"], metric), **style)
+        axes[row, 0].set(title=f"{act}: sharpness", ylabel="sharpness")
+        axes[row, 1].set(title=f"{act}: Jacobian norm (softmax)", yscale="log")
+        axes[row, 0].legend(fontsize=6)
+    for ax in axes[-1]:
+        ax.set(xlabel="iteration")
+    return fig
+
+
 def _sweep_panels(axes_row, runs: pd.DataFrame, x_key: str, style_key: str, metrics) -> None:
     """End-of-training ``metrics`` against ``x_key``, one line per ``style_key`` value."""
     styles = ("-o", "--s", ":^", "-.v", "-D")

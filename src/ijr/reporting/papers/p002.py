@@ -86,22 +86,16 @@ target(
     experiments=C3,
 )
 
+report(
+    "002-fig30",
+    "Figures 30-31 (App. C.2): sharpness and softmaxed Jacobian norm under input scaling",
+    aliases=("p002-fig30",),
+)(_drawer("fig30"))
+
 target(
     "002-input-scaling",
     "paper 002 App. C.2 (Figs. 30-31): sharpness and ‖∂f/∂x‖ under input scaling",
-    [
-        Output(
-            "p002/input_scaling",
-            "p002_input_scaling",
-            (
-                "--metrics",
-                "probe/sharpness,probe/io_jacobian_max",
-                "--style-by",
-                "data.input_scale,model.kwargs.activation,loss.label_smoothing",
-            ),
-            report="000-curves",
-        )
-    ],
+    [Output("p002/input_scaling", "p002_input_scaling", report="002-fig30")],
     aliases=("p002-input-scaling",),
     experiments=("p002_input_scaling",),
 )
