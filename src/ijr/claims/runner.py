@@ -8,6 +8,11 @@ claims`` over them.
 Experiments marked ``<profile>_scale.gpu_scale`` are not trained (their claims report
 ``not run``); those with ``<profile>_scale.runs_of`` are checked on another experiment's runs.
 Re-running skips finished runs and resumes killed ones (``ijr-train`` does).
+
+With ``--records`` the finished runs are first copied (their measured files only) into
+RESULTS/PROFILE/runs/ (:mod:`ijr.claims.records`, committed with the results), and the claims are
+judged on that folder: the union of every session's runs, so a reproduction split over sessions is
+judged whole. Figures are drawn from --runs (some read files a record leaves out, ``margins/``).
 """
 
 from __future__ import annotations
@@ -59,13 +64,19 @@ def train_command(experiment: str, args: argparse.Namespace) -> list[str]:
     return cmd + ([f"data.archive={args.archive}"] if args.archive else [])
 
 
-def report_command(args: argparse.Namespace) -> list[str]:
+def records_command(args: argparse.Namespace, records: str) -> list[str]:
+    """Copy the finished runs' measured files into ``records`` (:mod:`ijr.claims.records`)."""
+    cmd = [sys.executable, "-m", "ijr.claims.records", "--runs", str(args.runs)]
+    return cmd + ["--profile", args.profile, "--out", records]
+
+
+def report_command(args: argparse.Namespace, runs: str | None = None) -> list[str]:
     out = Path(args.results) / args.profile / "claims"
     return [
         str(BIN / "ijr-report"),
         "claims",
         "--runs",
-        str(args.runs),
+        str(runs or args.runs),
         "--profile",
         args.profile,
         "--out",
@@ -128,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true", help="only the training queue")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     parser.add_argument(
+        "--records",
+        action="store_true",
+        help="record the finished runs into RESULTS/PROFILE/runs and judge on those records",
+    )
+    parser.add_argument(
         "--keep-previous",
         action="store_true",
         help="keep the claims of experiments with no run under --runs from the earlier report",
@@ -145,10 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         queue = wanted
     failed = 0 if args.no_train else sum(_call(train_command(e, args)) != 0 for e in queue)
+    judged = args.runs
+    if args.records:
+        judged = str(Path(args.results) / args.profile / "runs")
+        failed += _call(records_command(args, judged)) != 0
     if not args.no_report:
         if not args.no_figures:
             failed += sum(_call(cmd) != 0 for cmd in figure_commands(args))
-        failed += _call(report_command(args)) != 0
+        failed += _call(report_command(args, judged)) != 0
     return 1 if failed else 0
 
 

@@ -1,0 +1,122 @@
+"""Run records: the measured files of finished runs, committed under ``results/<profile>/runs/`` so
+that the claims and tables of a reproduction split over sessions (whose run directories are gone
+with their machines) can be judged again from a clean clone.
+
+    python -m ijr.claims.records --runs RUNS --profile cpu --out results/cpu/runs
+
+A record is a run directory (``<experiment>/<run_key>/``, as under ``paths.runs``) holding only
+the files of :data:`RECORD_FILES`: the resolved config, the summary, ``metrics.csv`` and the
+probes' per-step artifacts (:mod:`ijr.run_artifacts`). Never copied: checkpoints (model weights),
+W&B folders, ``margins/`` (per-example labels of the training set: data, not results), locks.
+Only finished runs (completed or diverged) of ``profile`` are recorded.
+
+An existing record is never overwritten. The same run key with the same measurements
+(``metrics.csv`` and the artifacts byte for byte, the same status and steps) is skipped; with
+other measurements it is an error naming the run: the same config measured differently (another
+code version, or a nondeterministic machine) must not be mixed silently into one record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from ijr.claims.evaluate import finished_runs
+from ijr.run_artifacts import EIGVEC_FILE_NAME, FILE_NAME, TRAJECTORY_FILE
+
+#: The files a record keeps, relative to the run directory (those a run has).
+RECORD_FILES = (
+    ".hydra/config.yaml",
+    ".hydra/overrides.yaml",
+    "summary.json",
+    "metrics.csv",
+    FILE_NAME,
+    EIGVEC_FILE_NAME,
+    TRAJECTORY_FILE,
+)
+#: Files compared byte for byte against an existing record (the summary is compared by its
+#: status and steps only: its wall time and timestamps differ between machines).
+MEASURED_FILES = tuple(
+    f for f in RECORD_FILES if f not in (".hydra/overrides.yaml", "summary.json")
+)
+SUMMARY_KEYS = ("status", "steps", "run_key")
+
+
+class RecordConflict(RuntimeError):
+    """A record of the same run key holds other measurements."""
+
+
+def _summary(path: Path) -> dict:
+    return {k: json.loads(path.read_text()).get(k) for k in SUMMARY_KEYS}
+
+
+def _same_record(run_dir: Path, record: Path) -> list[str]:
+    """The files in which ``record`` differs from ``run_dir`` (empty: the same measurements)."""
+    differ = []
+    for name in MEASURED_FILES:
+        src, dst = run_dir / name, record / name
+        if src.is_file() != dst.is_file() or (
+            src.is_file() and not filecmp.cmp(src, dst, shallow=False)
+        ):
+            differ.append(name)
+    if _summary(run_dir / "summary.json") != _summary(record / "summary.json"):
+        differ.append("summary.json (status, steps)")
+    return differ
+
+
+def copy_record(run_dir: Path, record: Path) -> bool:
+    """Copy the :data:`RECORD_FILES` of ``run_dir`` to ``record``; False when ``record`` already
+    holds the same measurements; :class:`RecordConflict` when it holds others."""
+    if record.exists():
+        differ = _same_record(run_dir, record)
+        if differ:
+            raise RecordConflict(
+                f"records: {record} differs from {run_dir} in {', '.join(differ)}; the same config "
+                "was measured differently -- remove the record to replace it, or keep both by "
+                "recording into another folder"
+            )
+        return False
+    tmp = record.with_name(f".{record.name}.partial")  # hidden: never read as a run
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name in RECORD_FILES:
+        if (run_dir / name).is_file():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / name, tmp / name)
+    tmp.rename(record)  # a record appears whole or not at all
+    return True
+
+
+def record_runs(runs_root: str | Path, profile: str, out: str | Path) -> tuple[int, int]:
+    """Record every finished run of ``profile`` under ``runs_root`` into ``out``; (new, kept)."""
+    runs = finished_runs(runs_root, profile)
+    new = same = 0
+    for _, row in runs.iterrows():
+        record = Path(out) / str(row["experiment"]) / str(row["run_key"])
+        if copy_record(Path(row["run_dir"]), record):
+            new += 1
+        else:
+            same += 1
+    return new, same
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", required=True, help="runs root (paths.runs)")
+    parser.add_argument("--profile", required=True, help="record the runs of this profile")
+    parser.add_argument("--out", required=True, help="records folder, e.g. results/cpu/runs")
+    args = parser.parse_args(argv)
+    try:
+        new, same = record_runs(args.runs, args.profile, args.out)
+    except (FileNotFoundError, RecordConflict) as exc:
+        print(f"records: {exc}" if isinstance(exc, FileNotFoundError) else exc, file=sys.stderr)
+        return 2
+    print(f"records: {new} new, {same} already recorded, in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Run records (ijr.claims.records): finished runs' measured files copied into a committed folder;
+checkpoints, margins and unfinished runs left out; an existing record never overwritten, a
+different measurement of the same run key refused in one line; claims judged on the records are
+those judged on the runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ijr.claims import records
+from ijr.claims.evaluate import evaluate_all
+from test_claims import EOS, SHARP_RISE, claim, run_with, write_experiment, write_run
+
+
+def _runs(tmp_path):
+    root = tmp_path / "runs"
+    done = write_run(root, "a", "k1", **run_with(s=SHARP_RISE, t=EOS))
+    (done / "checkpoints").mkdir()
+    (done / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (done / "margins").mkdir()
+    (done / "margins" / "step_0.npz").write_bytes(b"labels")
+    (done / "probe_examples.csv").write_text(
+        "step,example,p_top1,impurity,p_true\n0,0,0.1,0.9,0.1\n"
+    )
+    write_run(root, "a", "k2", **run_with(s=SHARP_RISE, t=EOS), status="running")
+    write_run(root, "a", "k3", **run_with(s=SHARP_RISE, t=EOS), profile="quick")
+    return root
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_only_finished_runs_of_the_profile_and_their_measured_files(tmp_path):
+    root, out = _runs(tmp_path), tmp_path / "records"
+    assert records.record_runs(root, "cpu", out) == (1, 0)
+    assert _files(out) == [
+        "a/k1/.hydra/config.yaml",
+        "a/k1/metrics.csv",
+        "a/k1/probe_examples.csv",
+        "a/k1/summary.json",
+    ]
+    assert (out / "a/k1/metrics.csv").read_bytes() == (root / "a/k1/metrics.csv").read_bytes()
+
+
+def test_recording_again_keeps_the_record(tmp_path):
+    root, out = _runs(tmp_path), tmp_path / "records"
+    records.record_runs(root, "cpu", out)
+    summary = root / "a/k1/summary.json"
+    data = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**data, "wall_time_s": 1234.5}))  # another machine's timing
+    assert records.record_runs(root, "cpu", out) == (0, 1)
+
+
+def test_other_measurements_of_the_same_run_are_refused(tmp_path, capsys):
+    root, out = _runs(tmp_path), tmp_path / "records"
+    records.record_runs(root, "cpu", out)
+    metrics = root / "a/k1/metrics.csv"
+    metrics.write_text(metrics.read_text().replace("19.5", "19.6"))
+    with pytest.raises(records.RecordConflict, match="k1 differs .* in metrics.csv"):
+        records.record_runs(root, "cpu", out)
+    assert records.main(["--runs", str(root), "--profile", "cpu", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "remove the record" in err[0]
+
+
+def test_a_missing_runs_root_is_one_line(tmp_path, capsys):
+    code = records.main(["--runs", str(tmp_path / "nope"), "--profile", "cpu", "--out", "x"])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_claims_on_the_records_equal_claims_on_the_runs(tmp_path):
+    conf, root, out = tmp_path / "conf", _runs(tmp_path), tmp_path / "records"
+    write_experiment(conf, "a", [claim("reaches", {"metric": "s", "level": "t", "rtol": 0.05})])
+    records.record_runs(root, "cpu", out)
+    on_runs, on_records = evaluate_all(root, "cpu", conf), evaluate_all(out, "cpu", conf)
+    assert on_runs.equals(on_records) and on_runs["status"].tolist() == ["pass"]
+
+
+def test_make_claims_with_records_judges_the_union_of_sessions(tmp_path):
+    """``runner --records``: this session's finished runs join the records of earlier sessions,
+    and the claims are judged on all of them."""
+    from ijr.claims import runner
+
+    conf_runs, results = tmp_path / "runs", tmp_path / "results"
+    write_run(conf_runs, "fig4_arp", "now", **run_with(s=SHARP_RISE, t=EOS))
+    write_run(results / "cpu" / "runs", "fig5_lr", "earlier", **run_with(s=SHARP_RISE, t=EOS))
+    argv = ["--profile", "cpu", "--runs", str(conf_runs), "--results", str(results)]
+    assert runner.main([*argv, "--no-train", "--no-figures", "--records"]) == 0
+    judged = (results / "cpu" / "claims" / "runs.csv").read_text()
+    assert "fig4_arp,now" in judged and "fig5_lr,earlier" in judged
