@@ -1,6 +1,8 @@
 """``ijr-report claims --keep-previous`` (ijr.claims.keep): claims of experiments whose runs are
 not under --runs are copied from the earlier report, named in claims.md; judged afresh otherwise;
-refused in one line when the config's claims changed."""
+refused in one line when the config's claims changed. Rows a scale does not sweep
+(``rows_not_run``): claims selecting them are ``not run``, and claims over ``values`` along the key
+are judged on the other rows, saying so."""
 
 from __future__ import annotations
 
@@ -109,3 +111,67 @@ def test_table1_block_joins_the_table_and_the_paired_differences(tmp_path):
     assert table1_block(tmp_path) == "| a |\n|---|\n| 1 |"
     (tmp_path / "claims" / "table1_paired.md").write_text("text\n\n| b |\n|---|\n")
     assert table1_block(tmp_path) == "| a |\n|---|\n| 1 |\n\n| b |\n|---|"
+
+
+def _lr_method_runs(root, diffs: dict[float, list[float]]):
+    """EJR and SGD runs per learning rate and seed; EJR - SGD = the given differences."""
+    for lr, per_seed in diffs.items():
+        for seed, diff in enumerate(per_seed):
+            for method, acc in (("ejr", 0.5 + diff), ("sgd", 0.5)):
+                config = {"optim.lr": lr, "method.name": method}
+                write_run(
+                    root, "t", f"{method}{lr}s{seed}", {"test/acc": [acc] * 11}, config, seed=seed
+                )
+
+
+ALONG = {"metric": "test/acc", "stat": "final", "along": "optim.lr", "values": [0.01, 0.1, 0.3]}
+SHRINKS = {**ALONG, "paired": {"a": {"method.name": "ejr"}, "b": {"method.name": "sgd"}}}
+SHRINKS["direction"] = "decreasing"
+EVERY_ROW = {**ALONG, "a": {"method.name": "ejr"}, "b": {"method.name": "sgd"}}
+EVERY_ROW.update(pair_by=["optim.lr", "seed"], min_seeds=2)
+
+
+def _along_claims(tmp_path, diffs, scale=None):
+    conf, root = tmp_path / "conf", tmp_path / "runs"
+    claims = [claim("monotone", SHRINKS, id="shrinks"), claim("beats", EVERY_ROW, id="every")]
+    write_experiment(conf, "t", claims, scale=scale)
+    _lr_method_runs(root, diffs)
+    return evaluate_all(root, "cpu", conf).set_index("claim")
+
+
+def test_values_outside_the_scale_are_dropped_and_said(tmp_path):
+    frame = _along_claims(
+        tmp_path, {0.01: [0.05, 0.04], 0.1: [0.02, 0.03]}, {"rows_not_run": {"optim.lr": [0.3]}}
+    )
+    for name in ("shrinks", "every"):
+        assert frame.loc[name, "status"] == "pass", frame.loc[name].to_dict()
+        assert "optim.lr = 0.3 not swept in profile=cpu" in frame.loc[name, "measured"]
+
+
+def test_without_rows_not_run_a_missing_row_is_missing_runs(tmp_path):
+    frame = _along_claims(tmp_path, {0.01: [0.05, 0.04], 0.1: [0.02, 0.03]})
+    assert frame["status"].tolist() == ["missing runs", "missing runs"]
+    assert "0.3" in frame.loc["every", "measured"]
+
+
+def test_a_row_with_too_few_seeds_is_missing_runs(tmp_path):
+    frame = _along_claims(
+        tmp_path, {0.01: [0.05, 0.04], 0.1: [0.02]}, {"rows_not_run": {"optim.lr": [0.3]}}
+    )
+    assert frame.loc["every", "status"] == "missing runs"
+    assert "fewer than 2 paired seeds at optim.lr = 0.1" in frame.loc["every", "measured"]
+
+
+def test_the_kept_rows_are_still_judged(tmp_path):
+    frame = _along_claims(
+        tmp_path, {0.01: [-0.02, -0.01], 0.1: [0.01, 0.03]}, {"rows_not_run": {"optim.lr": [0.3]}}
+    )
+    assert frame.loc["shrinks", "status"] == "fail"  # -0.015 at 0.01, +0.02 at 0.1: it grows
+    assert frame.loc["every", "status"] == "fail"  # EJR behind at 0.01
+
+
+def test_every_row_out_of_the_scale_is_not_run(tmp_path):
+    frame = _along_claims(
+        tmp_path, {0.01: [0.05, 0.04]}, {"rows_not_run": {"optim.lr": [0.01, 0.1, 0.3]}}
+    )
+    assert frame["status"].tolist() == ["not run", "not run"]

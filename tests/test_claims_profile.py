@@ -101,12 +101,20 @@ def test_claims_and_cpu_scale_are_not_part_of_the_run_key():
 
 @pytest.mark.parametrize("name", [n for n, e in CPU.items() if e.rows_not_run])
 def test_rows_not_run_are_exactly_the_selected_rows_outside_the_cpu_sweep(name):
-    """Every claim selects a row the cpu sweep runs, or one listed in rows_not_run (not both)."""
-    swept = {
-        k: {float(v) for v in vs}
-        for k, vs in _sweep(name).items()
-        if k in {key for c in CPU[name].claims for key in c.select}
+    """Every claim selects a row the cpu sweep runs (that of the experiment whose runs it is
+    checked on, ``runs_of``), or one listed in rows_not_run (not both); the rows a claim's
+    ``values`` lists along a key are each swept or listed."""
+    exp = CPU[name]
+    used = {key for c in exp.claims for key in c.select} | {
+        c.params["along"] for c in exp.claims if "along" in c.params
     }
+    swept = {
+        k: {float(v) for v in vs} for k, vs in _sweep(exp.runs_of or name).items() if k in used
+    }
+    for claim in (c for c in exp.claims if "values" in c.params and c.params.get("along") in swept):
+        cut = {float(v) for v in exp.rows_not_run.get(claim.params["along"], ())}
+        values = {float(v) for v in claim.params["values"]}
+        assert values == swept[claim.params["along"]] | cut, (claim.id, values)
     for key, values in CPU[name].rows_not_run.items():
         assert not swept[key] & {float(v) for v in values}, (name, key)
     for claim in CPU[name].claims:

@@ -358,15 +358,36 @@ def monotone(runs: list[Run], p: dict) -> Outcome:
     return _verdict(bad <= allowed, measured, expected)
 
 
+def _require_cells(frame: pd.DataFrame, p: dict) -> None:
+    """With ``along`` and ``values``: every value of ``values`` has a cell of >= ``min_seeds``
+    pairs (:class:`MissingRuns` otherwise)."""
+    along, wanted = p.get("along"), [float(v) for v in p.get("values", [])]
+    if not along or not wanted:
+        return
+    sizes = frame.groupby(along).size() if len(frame) else pd.Series(dtype=int)
+    need = int(p.get("min_seeds", 1))
+    lacking = [
+        v
+        for v in wanted
+        if not any(math.isclose(v, float(k)) and n >= need for k, n in sizes.items())
+    ]
+    if lacking:
+        raise MissingRuns(
+            f"fewer than {need} paired seeds at {along} = {', '.join(map(fmt, lacking))}"
+        )
+
+
 def beats(runs: list[Run], p: dict) -> Outcome:
     """A beats B: runs matching ``a`` and ``b`` paired by ``pair_by`` (seed included); per cell
     (``pair_by`` without seed) the mean paired difference A - B exceeds ``margin`` (below
-    -margin with ``lower_is_better``) in >= ``min_frac`` of the cells."""
+    -margin with ``lower_is_better``) in >= ``min_frac`` of the cells. With ``along`` (a key of
+    ``pair_by``) and ``values``, each of those values needs a cell of >= ``min_seeds`` pairs."""
     pair_by = list(p.get("pair_by", ["seed"]))
     frame = _paired(runs, p, p["a"], p["b"], pair_by)
     need = int(p.get("min_pairs", 1))
     if len(frame) < need:
         raise MissingRuns(f"{len(frame)} paired runs of {p['a']} and {p['b']} ({need} needed)")
+    _require_cells(frame, p)
     sign = -1 if p.get("lower_is_better") else 1
     frame["diff"] = (frame["a"] - frame["b"]) * sign
     cells = [k for k in pair_by if k != "seed"]

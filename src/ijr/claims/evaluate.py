@@ -105,6 +105,18 @@ def _per_run(claim: Claim, runs: list[Run]) -> Outcome:
     return Outcome(status, measured, expected)
 
 
+def _swept_rows(claim: Claim, experiment: Experiment) -> tuple[dict, str]:
+    """A multi-run claim's params with the ``values`` along ``along`` that the scale does not sweep
+    (``<profile>_scale.rows_not_run``) removed, and those rows as text ('' when none is cut)."""
+    along, values = claim.params.get("along"), claim.params.get("values")
+    cut_rows = experiment.rows_not_run.get(along, ()) if along and values else ()
+    cut = [v for v in values or () if any(float(v) == float(c) for c in cut_rows)]
+    if not cut:
+        return claim.params, ""
+    kept = [v for v in values if v not in cut]
+    return {**claim.params, "values": kept}, f"{along} = {', '.join(map(str, cut))}"
+
+
 def evaluate_claim(
     claim: Claim, experiment: Experiment, runs: pd.DataFrame, profile: str
 ) -> Outcome:
@@ -151,14 +163,21 @@ def evaluate_claim(
         )
     judged = _label_runs(selected)
     if claim.check in MULTI_RUN:
+        params, cut = _swept_rows(claim, experiment)
+        if cut and not params["values"]:
+            return Outcome(NOT_RUN, f"{cut} not swept in profile={profile}", _params_text(claim))
         try:
-            return MULTI_RUN[claim.check](judged, claim.params)
+            outcome = MULTI_RUN[claim.check](judged, params)
         except MissingRuns as exc:
             return Outcome(MISSING_RUNS, str(exc), _params_text(claim))
         except NotReached as exc:
             return Outcome(NOT_REACHED, f"not reached: {exc}", _params_text(claim))
         except Unmeasured as exc:
             return Outcome(FAIL, f"not measured: {exc}", _params_text(claim))
+        if cut:  # the rows of `values` the scale does not sweep are said, never dropped silently
+            note = f" ({cut} not swept in profile={profile}: judged on the other rows)"
+            outcome = Outcome(outcome.status, outcome.measured + note, outcome.expected)
+        return outcome
     return _per_run(claim, judged)
 
 
