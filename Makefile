@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
 LAUNCHER ?= local
+# make claims: concurrent training jobs (one thread each), e.g. JOBS=2 on a 2-core machine
+JOBS ?= 1
 DATA_ROOT ?= $(CURDIR)/data
 RUNS ?= $(CURDIR)/runs
 RESULTS ?= $(CURDIR)/results
@@ -104,7 +106,7 @@ p004-%: install ## one paper-004 figure by its earlier name: p004-fig1 (= make 0
 	$(REPRODUCE) p004-$*
 
 claims: install ## the papers' claims checked: train what fits PROFILE (e.g. PROFILE=cpu), draw its figures, write results/$(PROFILE)/claims/claims.{md,csv} (RECORDS=1: record the runs into results/$(PROFILE)/runs and judge on the records)
-	$(PY) -m ijr.claims.runner --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) $(if $(RECORDS),--records)
+	$(PY) -m ijr.claims.runner --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) --jobs $(JOBS) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) $(if $(RECORDS),--records)
 
 wandb-sync: install ## upload offline W&B runs found under RUNS
 	@found=$$(find $(RUNS) -type d -name 'offline-run-*' 2>/dev/null); \

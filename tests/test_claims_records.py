@@ -6,6 +6,8 @@ those judged on the runs."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +93,45 @@ def test_make_claims_with_records_judges_the_union_of_sessions(tmp_path):
     assert runner.main([*argv, "--no-train", "--no-figures", "--records"]) == 0
     judged = (results / "cpu" / "claims" / "runs.csv").read_text()
     assert "fig4_arp,now" in judged and "fig5_lr,earlier" in judged
+
+
+def test_jobs_share_one_sweep_and_run_single_threaded(tmp_path, monkeypatch):
+    """``runner --jobs 2``: two copies of the multirun start (the second after the stagger), each
+    with one thread unless OMP_NUM_THREADS is set; the worst exit status is returned."""
+    from ijr.claims import runner
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    env = runner.train_env("cpu", 1)
+    assert env["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in runner.train_env("paper", 1)
+    assert runner.train_env("paper", 2)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert runner.train_env("cpu", 2)["OMP_NUM_THREADS"] == "4"  # the user's choice is kept
+    log = tmp_path / "log"
+    script = (
+        "import os, sys, time; "
+        f"open({str(log)!r}, 'a').write(os.environ['OMP_NUM_THREADS'] + ' %.2f\\n' % time.time()); "
+        "sys.exit(int(sys.argv[1]))"
+    )
+    code = runner.call_jobs([sys.executable, "-c", script, "3"], 2, env, stagger_s=0.5)
+    starts = [line.split() for line in log.read_text().splitlines()]
+    assert code == 3 and [s[0] for s in starts] == ["1", "1"]
+    assert float(starts[1][1]) - float(starts[0][1]) >= 0.3
+
+
+def test_two_copies_of_a_multirun_train_each_run_once(tmp_path):
+    """The copies of ``call_jobs`` share a real sweep: every run completes, none is written twice."""
+    import pandas as pd
+
+    from conftest import tiny_overrides
+    from ijr.claims import runner
+    from ijr.reporting.runs import load_runs
+
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "ijr.train", "-m", *tiny_overrides(runs), "optim.lr=0.02,0.05,0.1"]
+    assert runner.call_jobs(cmd, 2, runner.train_env("cpu", 2), stagger_s=1.0) == 0
+    frame = load_runs(runs)
+    assert len(frame) == 3 and set(frame["status"]) == {"completed"}
+    for run_dir in frame["run_dir"]:
+        steps = pd.read_csv(Path(run_dir) / "metrics.csv")["step"]
+        assert steps.is_monotonic_increasing and not steps.duplicated().any(), run_dir

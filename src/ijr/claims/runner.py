@@ -7,7 +7,9 @@ claims`` over them.
 
 Experiments marked ``<profile>_scale.gpu_scale`` are not trained (their claims report
 ``not run``); those with ``<profile>_scale.runs_of`` are checked on another experiment's runs.
-Re-running skips finished runs and resumes killed ones (``ijr-train`` does).
+Re-running skips finished runs and resumes killed ones (``ijr-train`` does). ``--jobs N`` runs N
+copies of each experiment's multirun at once (one thread each): they share its runs through the run
+directories' locks, so a 2-core machine trains two runs at a time.
 
 With ``--records`` the finished runs are first copied (their measured files only) into
 RESULTS/PROFILE/runs/ (:mod:`ijr.claims.records`, committed with the results), and the claims are
@@ -18,8 +20,10 @@ judged whole. Figures are drawn from --runs (some read files a record leaves out
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ijr.claims.evaluate import JUDGED_RUN_STATUSES
@@ -124,6 +128,29 @@ def _call(cmd: list[str]) -> int:
     return subprocess.call(cmd)
 
 
+def train_env(profile: str, jobs: int) -> dict[str, str]:
+    """The training processes' environment: one thread per run at cpu profile or with several
+    jobs, unless ``OMP_NUM_THREADS`` is set (the committed cpu results are single-threaded, and
+    the thread count moves a run's numbers: float summation order)."""
+    env = dict(os.environ)
+    if profile == "cpu" or jobs > 1:
+        env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def call_jobs(cmd: list[str], jobs: int, env: dict[str, str], stagger_s: float = 5.0) -> int:
+    """``jobs`` copies of one multirun at once: each run is trained once, by the copy that takes
+    its lock first (a run another copy holds, or has completed, is skipped; ijr.rundir), so the
+    copies share the sweep like a work queue. The worst exit status."""
+    print(f"+ ({jobs} x) " + " ".join(cmd), flush=True)
+    procs = []
+    for i in range(jobs):
+        if i:
+            time.sleep(stagger_s)  # the first copy takes the first run's lock
+        procs.append(subprocess.Popen(cmd, env=env))
+    return max(p.wait() for p in procs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", help="conf/profile/<name>.yaml")
@@ -134,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--launcher", default="local", help="hydra/launcher")
     parser.add_argument(
         "--only", default="", help="comma-separated experiments to train (default: all)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="concurrent copies of each experiment's multirun, sharing its runs (e.g. 2 on 2 cores)",
     )
     parser.add_argument("--no-train", action="store_true", help="only the claims report")
     parser.add_argument("--no-report", action="store_true", help="only the training queue")
@@ -160,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         queue = wanted
-    failed = 0 if args.no_train else sum(_call(train_command(e, args)) != 0 for e in queue)
+    env = train_env(args.profile, args.jobs)
+    failed = 0
+    if not args.no_train:
+        failed = sum(call_jobs(train_command(e, args), args.jobs, env) != 0 for e in queue)
     judged = args.runs
     if args.records:
         judged = str(Path(args.results) / args.profile / "runs")
