@@ -135,3 +135,15 @@ def test_two_copies_of_a_multirun_train_each_run_once(tmp_path):
     for run_dir in frame["run_dir"]:
         steps = pd.read_csv(Path(run_dir) / "metrics.csv")["step"]
         assert steps.is_monotonic_increasing and not steps.duplicated().any(), run_dir
+
+
+def test_one_config_is_never_recorded_under_two_keys(tmp_path):
+    """A run whose config is already recorded under another key (an older code's key) is refused."""
+    root, out = _runs(tmp_path), tmp_path / "records"
+    records.record_runs(root, "cpu", out)
+    (out / "a" / "k1").rename(out / "a" / "old_key")  # the same config, keyed by older code
+    with pytest.raises(records.RecordConflict, match="k1 has the config of the record .*old_key"):
+        records.record_runs(root, "cpu", out)
+    write_run(root, "b", "k9", **run_with(s=SHARP_RISE, t=EOS), seed=1)  # another config: fine
+    (out / "a" / "old_key").rename(out / "a" / "k1")
+    assert records.record_runs(root, "cpu", out) == (1, 1)

@@ -37,6 +37,8 @@ RUN_KEY_IGNORE = (
     "method_params",
     "quick_scale",
     "cpu_scale",  # its effect is in the resolved keys (profile.*, the overridden keys)
+    "profile.seeds",  # which seeds a sweep makes, not what one run computes (its `seed` is keyed)
+    "profile.sweep",  # which rows a sweep makes: a row added to the sweep leaves the others' keys
     "claims",  # checks over finished runs (ijr-report claims), never an input of training
     "hydra",
     "experiment_name",

@@ -13,7 +13,10 @@ Only finished runs (completed or diverged) of ``profile`` are recorded.
 An existing record is never overwritten. The same run key with the same measurements
 (``metrics.csv`` and the artifacts byte for byte, the same status and steps) is skipped; with
 other measurements it is an error naming the run: the same config measured differently (another
-code version, or a nondeterministic machine) must not be mixed silently into one record.
+code version, or a nondeterministic machine) must not be mixed silently into one record. Nor is
+one config recorded twice under two keys (a key computed by an older code version, whose key set
+differed): records are compared by :func:`config_identity`, the run key the current code gives
+their saved config.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
+
 from ijr.claims.evaluate import finished_runs
 from ijr.run_artifacts import EIGVEC_FILE_NAME, FILE_NAME, TRAJECTORY_FILE
+from ijr.rundir import compute_run_key
 
 #: The files a record keeps, relative to the run directory (those a run has).
 RECORD_FILES = (
@@ -90,13 +96,37 @@ def copy_record(run_dir: Path, record: Path) -> bool:
     return True
 
 
+def config_identity(run_dir: Path) -> str:
+    """The run key the current code gives the run's saved config (without the data fingerprint,
+    which a record cannot recompute)."""
+    return compute_run_key(yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()))
+
+
+def _recorded(out: Path) -> dict[tuple[str, str], Path]:
+    """(experiment, config identity) -> record, for the records already in ``out``."""
+    found = {}
+    for config in sorted(out.glob("*/*/.hydra/config.yaml")) if out.is_dir() else []:
+        record = config.parents[1]
+        found[(record.parent.name, config_identity(record))] = record
+    return found
+
+
 def record_runs(runs_root: str | Path, profile: str, out: str | Path) -> tuple[int, int]:
     """Record every finished run of ``profile`` under ``runs_root`` into ``out``; (new, kept)."""
     runs = finished_runs(runs_root, profile)
+    known = _recorded(Path(out))
     new = same = 0
     for _, row in runs.iterrows():
+        run_dir = Path(row["run_dir"])
         record = Path(out) / str(row["experiment"]) / str(row["run_key"])
-        if copy_record(Path(row["run_dir"]), record):
+        twin = known.get((str(row["experiment"]), config_identity(run_dir)))
+        if twin is not None and twin != record:
+            raise RecordConflict(
+                f"records: {run_dir} has the config of the record {twin} under another run key; "
+                "one config is recorded once -- remove one of them"
+            )
+        if copy_record(run_dir, record):
+            known[(str(row["experiment"]), config_identity(record))] = record
             new += 1
         else:
             same += 1
