@@ -195,6 +195,39 @@ def test_committed_claims_table_matches_the_committed_claims_csv():
     assert int(head.group(3)) == int((frame["status"] == "fail").sum())
 
 
+def test_committed_claims_of_recorded_experiments_are_those_judged_on_the_records():
+    """results/cpu/runs/ (ijr.claims.records) holds the measured files of the committed cpu runs;
+    judging them again from a clean clone gives exactly the committed claims.csv rows."""
+    import pandas as pd
+
+    from ijr.claims.evaluate import finished_runs
+
+    records = REPO / "results" / "cpu" / "runs"
+    recorded = set(finished_runs(records, "cpu")["experiment"])
+    assert recorded, "results/cpu/runs holds no run record"
+    judged = [e.name for e in CPU.values() if (e.runs_of or e.name) in recorded]
+    fresh = evaluate_all(records, "cpu").astype(str)
+    committed = pd.read_csv(
+        REPO / "results" / "cpu" / "claims" / "claims.csv", dtype=str, keep_default_na=False
+    )
+    pick = lambda f: f[f["experiment"].isin(judged)].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(pick(fresh), pick(committed))
+
+
+def test_committed_table1_is_the_table_of_the_recorded_runs(tmp_path):
+    """results/cpu/table1.csv is ``ijr-report table1`` over the run records of results/cpu/runs."""
+    from ijr.report import main as report
+
+    runs = REPO / "results" / "cpu" / "runs"
+    assert (
+        report(["table1", "--runs", str(runs), "--out", str(tmp_path / "t1"), "--profile", "cpu"])
+        == 0
+    )
+    for suffix in (".csv", ".md"):
+        committed = (REPO / "results" / "cpu" / f"table1{suffix}").read_text()
+        assert (tmp_path / f"t1{suffix}").read_text() == committed, f"table1{suffix} is stale"
+
+
 # --------------------------------------------------------------------------- real CIFAR-10
 @pytest.mark.slow
 @pytest.mark.skipif(
