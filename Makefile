@@ -105,8 +105,8 @@ p004: p004-fig1 p004-fig2 p004-fig3 p004-sec4 ## companion paper 004 (Li, Wang &
 p004-%: install ## one paper-004 figure by its earlier name: p004-fig1 (= make 004-fig1) p004-fig2 p004-fig3 p004-sec4
 	$(REPRODUCE) p004-$*
 
-claims: install ## the papers' claims checked: train what fits PROFILE (e.g. PROFILE=cpu), draw its figures, write results/$(PROFILE)/claims/claims.{md,csv} (RECORDS=1: record the runs into results/$(PROFILE)/runs and judge on the records)
-	$(PY) -m ijr.claims.runner --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) --jobs $(JOBS) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) $(if $(RECORDS),--records)
+claims: install ## the papers' claims checked: train what fits PROFILE (e.g. PROFILE=cpu), draw its figures, write results/$(PROFILE)/claims/claims.{md,csv} (RECORDS=1: go on from the records in results/$(PROFILE)/runs, add the new runs to them and judge on them)
+	$(PY) -m ijr.claims.runner --profile $(PROFILE) --launcher $(LAUNCHER) --runs $(RUNS) --results $(RESULTS) --data-root $(DATA_ROOT) --jobs $(JOBS) $(if $(CIFAR_ARCHIVE),--archive $(CIFAR_ARCHIVE)) $(if $(RECORDS),--records --restore)
 
 wandb-sync: install ## upload offline W&B runs found under RUNS
 	@found=$$(find $(RUNS) -type d -name 'offline-run-*' 2>/dev/null); \

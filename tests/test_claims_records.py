@@ -147,3 +147,79 @@ def test_one_config_is_never_recorded_under_two_keys(tmp_path):
     write_run(root, "b", "k9", **run_with(s=SHARP_RISE, t=EOS), seed=1)  # another config: fine
     (out / "a" / "old_key").rename(out / "a" / "k1")
     assert records.record_runs(root, "cpu", out) == (1, 1)
+
+
+# --------------------------------------------------------------------------- restoring records
+def _trained_and_recorded(tmp_path):
+    """A real tiny run trained under tmp/runs and recorded into tmp/records: (run dir, records)."""
+    from conftest import compose_cfg, tiny_overrides
+    from ijr.train import train
+
+    summary = train(compose_cfg(*tiny_overrides(tmp_path / "runs")))
+    run_dir = tmp_path / "runs" / "default" / summary["run_key"]
+    out = tmp_path / "records"
+    assert records.record_runs(tmp_path / "runs", "paper", out) == (1, 0)
+    return run_dir, out
+
+
+def test_a_restored_record_is_not_trained_again(tmp_path, capsys):
+    """``--restore`` puts a record back under the key ijr-train computes for its config, so the
+    same command in a fresh runs root skips it; recording it again adds nothing."""
+    from conftest import compose_cfg, tiny_overrides
+    from ijr.train import train
+
+    run_dir, out = _trained_and_recorded(tmp_path)
+    fresh = tmp_path / "fresh"
+    argv = ["--restore", "--out", str(out), "--runs", str(fresh), "--profile", "paper"]
+    assert records.main(argv) == 0
+    assert "1 restored" in capsys.readouterr().out
+    restored = fresh / "default" / run_dir.name
+    assert records.is_restored(restored) and not (restored / "checkpoints").exists()
+    again = train(compose_cfg(*tiny_overrides(fresh)))
+    assert again["skipped"] == "already completed" and again["run_key"] == run_dir.name
+    assert (restored / "metrics.csv").read_bytes() == (run_dir / "metrics.csv").read_bytes()
+    assert records.record_runs(fresh, "paper", out) == (0, 1)
+    assert records.restore_records(out, fresh, "paper") == (0, 1)  # a run already there: kept
+
+
+def test_a_record_made_under_an_older_key_is_restored_under_todays_key(tmp_path):
+    """A record whose key an older code computed (its folder and summary say ``0ld0ld0ld0ld``)
+    is restored under today's key, and recording it back finds the same record (no twin)."""
+    run_dir, out = _trained_and_recorded(tmp_path)
+    old = out / "default" / "0ld0ld0ld0ld"
+    (out / "default" / run_dir.name).rename(old)
+    summary = json.loads((old / "summary.json").read_text())
+    (old / "summary.json").write_text(json.dumps({**summary, "run_key": old.name}))
+    fresh = tmp_path / "fresh"
+    assert records.restore_records(out, fresh, "paper") == (1, 0)
+    assert (fresh / "default" / run_dir.name / "metrics.csv").is_file()
+    assert records.record_runs(fresh, "paper", out) == (0, 1)
+    assert records.restore_records(out, fresh, "quick") == (0, 0)  # another profile: none
+
+
+def test_figures_are_not_redrawn_from_restored_runs(tmp_path, capsys):
+    """The runner's figure step skips a folder holding a restored run (no checkpoints, no
+    margins/) and says so; the same folder without one is drawn."""
+    import argparse
+
+    from ijr.claims import runner
+
+    runs = tmp_path / "runs"
+    run = write_run(runs, "fig4_arp", "k", **run_with(s=SHARP_RISE, t=EOS))
+    args = argparse.Namespace(profile="cpu", runs=str(runs), results=str(tmp_path / "results"))
+    drawn = runner.figure_commands(args)
+    assert any(str(runs / "fig4_arp") in cmd for cmd in drawn)
+    (run / records.RESTORED_FILE).write_text("results/cpu/runs/fig4_arp/k\n")
+    assert not any(str(runs / "fig4_arp") in cmd for cmd in runner.figure_commands(args))
+    assert "not redrawn: 1 of its runs" in capsys.readouterr().out
+
+
+def test_restoring_without_the_data_is_one_line(tmp_path, capsys):
+    """A CIFAR record cannot be keyed without its data: one line, exit 2."""
+    out = tmp_path / "records"
+    cfg = {"data.name": "cifar10", "data.root": str(tmp_path / "nodata"), "data.download": False}
+    write_run(out, "a", "k", **run_with(s=SHARP_RISE, t=EOS), config=cfg)
+    argv = ["--restore", "--out", str(out), "--runs", str(tmp_path / "r"), "--profile", "cpu"]
+    assert records.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("records:")

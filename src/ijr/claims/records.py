@@ -17,6 +17,13 @@ code version, or a nondeterministic machine) must not be mixed silently into one
 one config recorded twice under two keys (a key computed by an older code version, whose key set
 differed): records are compared by :func:`config_identity`, the run key the current code gives
 their saved config.
+
+    python -m ijr.claims.records --restore --out results/cpu/runs --runs RUNS --data-root DATA
+
+restores the completed records into a runs root, each under the run key today's code gives its
+config and data (:func:`restore_records`), so that ``ijr-train`` (and ``make claims``) skips
+them instead of training them again: a reproduction split over sessions goes on from a clean
+clone. A restored run holds :data:`RESTORED_FILE`; it has no checkpoint and no ``margins/``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from ijr.claims.evaluate import finished_runs
+from ijr.data.sources import DatasetNotFound
 from ijr.run_artifacts import EIGVEC_FILE_NAME, FILE_NAME, TRAJECTORY_FILE
 from ijr.rundir import compute_run_key
 
@@ -50,6 +58,9 @@ MEASURED_FILES = tuple(
     f for f in RECORD_FILES if f not in (".hydra/overrides.yaml", "summary.json")
 )
 SUMMARY_KEYS = ("status", "steps", "run_key")
+#: Written into a run directory restored from a record (names the record); its presence tells
+#: reports that the run lacks what records leave out (checkpoints, ``margins/``).
+RESTORED_FILE = "RESTORED_FROM_RECORD"
 
 
 class RecordConflict(RuntimeError):
@@ -133,16 +144,78 @@ def record_runs(runs_root: str | Path, profile: str, out: str | Path) -> tuple[i
     return new, same
 
 
+def _current_key(config: dict, data_root: str | None, archive: str | None) -> str:
+    """The run key ``ijr-train`` gives ``config`` today, with the dataset read from
+    ``data_root`` (and ``archive``): the config hash and the data files' fingerprint."""
+    from ijr.data.config import parse_data_config
+    from ijr.data.identity import data_identity
+
+    data = dict(config.get("data") or {})
+    if data_root is not None and "root" in data:
+        data["root"] = data_root
+    if archive is not None and "archive" in data:
+        data["archive"] = archive
+    return compute_run_key(config, data_identity(parse_data_config(data)))
+
+
+def restore_records(
+    records: str | Path,
+    runs_root: str | Path,
+    profile: str,
+    data_root: str | None = None,
+    archive: str | None = None,
+) -> tuple[int, int]:
+    """Copy every completed record of ``profile`` in ``records`` into ``runs_root`` as
+    ``<experiment>/<key>/``, ``key`` the run key of its config and data today (records made
+    under an older key set move to today's key; their summary keeps the key they were made
+    under, which names the record). A run directory already there is left alone, whatever it
+    holds (a run trained here, or one in progress). Returns (restored, left alone)."""
+    restored = kept = 0
+    for summary in sorted(Path(records).glob("*/*/summary.json")):
+        record = summary.parent
+        info = json.loads(summary.read_text())
+        if info.get("status") != "completed" or str(info.get("profile")) != profile:
+            continue
+        config = yaml.safe_load((record / ".hydra" / "config.yaml").read_text())
+        target = Path(runs_root) / record.parent.name / _current_key(config, data_root, archive)
+        if target.exists():
+            kept += 1
+            continue
+        tmp = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(record, tmp)
+        (tmp / RESTORED_FILE).write_text(f"{record}\n")
+        tmp.rename(target)
+        restored += 1
+    return restored, kept
+
+
+def is_restored(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` was restored from a record (:func:`restore_records`)."""
+    return (Path(run_dir) / RESTORED_FILE).is_file()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help="runs root (paths.runs)")
-    parser.add_argument("--profile", required=True, help="record the runs of this profile")
+    parser.add_argument("--profile", required=True, help="the runs (records) of this profile")
     parser.add_argument("--out", required=True, help="records folder, e.g. results/cpu/runs")
+    parser.add_argument(
+        "--restore", action="store_true", help="copy the records into --runs instead (resume)"
+    )
+    parser.add_argument("--data-root", default=None, help="data.root of the restored runs")
+    parser.add_argument("--archive", default=None, help="data.archive of the restored runs")
     args = parser.parse_args(argv)
     try:
+        if args.restore:
+            done, kept = restore_records(
+                args.out, args.runs, args.profile, args.data_root, args.archive
+            )
+            print(f"records: {done} restored into {args.runs}, {kept} already there")
+            return 0
         new, same = record_runs(args.runs, args.profile, args.out)
-    except (FileNotFoundError, RecordConflict) as exc:
-        print(f"records: {exc}" if isinstance(exc, FileNotFoundError) else exc, file=sys.stderr)
+    except (FileNotFoundError, DatasetNotFound, RecordConflict) as exc:
+        print(exc if isinstance(exc, RecordConflict) else f"records: {exc}", file=sys.stderr)
         return 2
     print(f"records: {new} new, {same} already recorded, in {args.out}")
     return 0

@@ -15,6 +15,11 @@ With ``--records`` the finished runs are first copied (their measured files only
 RESULTS/PROFILE/runs/ (:mod:`ijr.claims.records`, committed with the results), and the claims are
 judged on that folder: the union of every session's runs, so a reproduction split over sessions is
 judged whole. Figures are drawn from --runs (some read files a record leaves out, ``margins/``).
+With ``--restore`` the completed records are first copied back into --runs under today's run keys
+(:func:`ijr.claims.records.restore_records`), so training skips them: a clean clone goes on where
+the committed records stop. A figure whose runs include a restored one is not redrawn (it may read
+what records leave out); the runner names it, and ``ijr-report <name> --runs RESULTS/PROFILE/runs``
+draws those that read only records.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from ijr.claims import records
 from ijr.claims.evaluate import JUDGED_RUN_STATUSES
 from ijr.claims.spec import CONF_DIR, load_experiments
 from ijr.reporting import registry
@@ -68,10 +74,15 @@ def train_command(experiment: str, args: argparse.Namespace) -> list[str]:
     return cmd + ([f"data.archive={args.archive}"] if args.archive else [])
 
 
-def records_command(args: argparse.Namespace, records: str) -> list[str]:
-    """Copy the finished runs' measured files into ``records`` (:mod:`ijr.claims.records`)."""
+def records_command(args: argparse.Namespace, folder: str, restore: bool = False) -> list[str]:
+    """Copy the finished runs' measured files into the records ``folder``
+    (:mod:`ijr.claims.records`), or with ``restore`` its completed records back into --runs."""
     cmd = [sys.executable, "-m", "ijr.claims.records", "--runs", str(args.runs)]
-    return cmd + ["--profile", args.profile, "--out", records]
+    cmd += ["--profile", args.profile, "--out", folder]
+    if restore:
+        cmd += ["--restore", "--data-root", str(args.data_root)]
+        cmd += ["--archive", str(args.archive)] if args.archive else []
+    return cmd
 
 
 def report_command(args: argparse.Namespace, runs: str | None = None) -> list[str]:
@@ -98,6 +109,11 @@ def _all_finished(folder: Path, profile: str) -> bool:
     return not runs.empty and bool(runs["status"].isin(JUDGED_RUN_STATUSES).all())
 
 
+def _restored_runs(folder: Path) -> list[Path]:
+    """The run directories of ``folder`` restored from records (:func:`records.is_restored`)."""
+    return [p.parent for p in sorted(folder.glob(f"*/{records.RESTORED_FILE}"))]
+
+
 def figure_commands(args: argparse.Namespace) -> list[list[str]]:
     """``ijr-report`` for every output of every paper's figure targets (the report registry,
     :func:`ijr.reporting.registry.figure_targets`; outputs reading one experiment's folder) whose
@@ -117,6 +133,14 @@ def figure_commands(args: argparse.Namespace) -> list[list[str]]:
             if not _all_finished(runs, args.profile):
                 continue
             name = registry.output_report(entry, output).command_name
+            restored = _restored_runs(runs)
+            if restored:
+                print(
+                    f"claims: {name} -> {output.stem} not redrawn: {len(restored)} of its runs "
+                    f"in {runs} are restored records (no checkpoints, no margins/)",
+                    flush=True,
+                )
+                continue
             cmd = [str(BIN / "ijr-report"), name, "--runs", str(runs)]
             cmd += ["--out", str(out_dir / output.stem), "--profile", args.profile]
             commands.append(cmd + list(output.args))
@@ -177,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         help="record the finished runs into RESULTS/PROFILE/runs and judge on those records",
     )
     parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="first copy the completed records of RESULTS/PROFILE/runs into --runs (not retrained)",
+    )
+    parser.add_argument(
         "--keep-previous",
         action="store_true",
         help="keep the claims of experiments with no run under --runs from the earlier report",
@@ -195,11 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         queue = wanted
     env = train_env(args.profile, args.jobs)
     failed = 0
+    recorded = str(Path(args.results) / args.profile / "runs")
+    if args.restore and Path(recorded).is_dir():
+        failed += _call(records_command(args, recorded, restore=True)) != 0
     if not args.no_train:
         failed = sum(call_jobs(train_command(e, args), args.jobs, env) != 0 for e in queue)
     judged = args.runs
     if args.records:
-        judged = str(Path(args.results) / args.profile / "runs")
+        judged = recorded
         failed += _call(records_command(args, judged)) != 0
     if not args.no_report:
         if not args.no_figures:
