@@ -144,9 +144,12 @@ def record_runs(runs_root: str | Path, profile: str, out: str | Path) -> tuple[i
     return new, same
 
 
-def _current_key(config: dict, data_root: str | None, archive: str | None) -> str:
+def _current_key(
+    config: dict, data_root: str | None, archive: str | None, memo: dict[str, str | None]
+) -> str:
     """The run key ``ijr-train`` gives ``config`` today, with the dataset read from
-    ``data_root`` (and ``archive``): the config hash and the data files' fingerprint."""
+    ``data_root`` (and ``archive``): the config hash and the data files' fingerprint (``memo``:
+    fingerprints by data settings, so the files are listed once per dataset)."""
     from ijr.data.config import parse_data_config
     from ijr.data.identity import data_identity
 
@@ -155,7 +158,10 @@ def _current_key(config: dict, data_root: str | None, archive: str | None) -> st
         data["root"] = data_root
     if archive is not None and "archive" in data:
         data["archive"] = archive
-    return compute_run_key(config, data_identity(parse_data_config(data)))
+    settings = json.dumps(data, sort_keys=True, default=str)
+    if settings not in memo:
+        memo[settings] = data_identity(parse_data_config(data))
+    return compute_run_key(config, memo[settings])
 
 
 def restore_records(
@@ -171,13 +177,18 @@ def restore_records(
     under, which names the record). A run directory already there is left alone, whatever it
     holds (a run trained here, or one in progress). Returns (restored, left alone)."""
     restored = kept = 0
+    identities: dict[str, str | None] = {}  # data settings -> fingerprint
     for summary in sorted(Path(records).glob("*/*/summary.json")):
         record = summary.parent
         info = json.loads(summary.read_text())
         if info.get("status") != "completed" or str(info.get("profile")) != profile:
             continue
         config = yaml.safe_load((record / ".hydra" / "config.yaml").read_text())
-        target = Path(runs_root) / record.parent.name / _current_key(config, data_root, archive)
+        target = (
+            Path(runs_root)
+            / record.parent.name
+            / _current_key(config, data_root, archive, identities)
+        )
         if target.exists():
             kept += 1
             continue
