@@ -238,6 +238,26 @@ def test_committed_tables_are_those_of_the_recorded_runs(tmp_path, report_name, 
         assert out.with_suffix(suffix).read_text() == committed, f"{stem}{suffix} is stale"
 
 
+RECORDED_CONFIGS = sorted((REPO / "results" / "cpu" / "runs").glob("*/*/.hydra/overrides.yaml"))
+
+
+@pytest.mark.parametrize(
+    "overrides", RECORDED_CONFIGS, ids=lambda p: f"{p.parents[2].name}/{p.parents[1].name}"
+)
+def test_every_record_is_the_run_todays_code_makes_from_its_overrides(overrides):
+    """A record's command line composes, today, to the config it was run with (up to the keys
+    outside the run key), so ``records --restore`` puts it where ``ijr-train`` looks and it is not
+    trained again; a config key added without its neutral value (rundir.RUN_KEY_NEUTRAL) fails
+    here, for the record it would orphan."""
+    import yaml
+
+    from ijr.claims.records import config_identity
+    from ijr.rundir import compute_run_key
+
+    cfg = apply_profile(_compose(*yaml.safe_load(overrides.read_text())))
+    assert compute_run_key(cfg) == config_identity(overrides.parents[1])
+
+
 def test_table1_is_recorded():
     """Table 1's runs are in the records (the table test above cannot skip it)."""
     assert (REPO / "results" / "cpu" / "runs" / "table1_simplecnn").is_dir()
