@@ -174,6 +174,20 @@ def test_render_rewrites_only_the_generated_blocks(tmp_path):
     assert readme.main(["--results", str(results), "--check", str(path)]) == 0
 
 
+def test_cost_block_sums_core_minutes_per_experiment_and_paper(tmp_path):
+    results = tmp_path / "cpu"
+    (results / "claims").mkdir(parents=True)
+    (results / "claims" / "runs.csv").write_text(
+        "experiment,run_key,status,wall_time_s\n"
+        "fig4_arp,a,completed,600\nfig4_arp,b,completed,1200\n"
+        "p004_fig1_phases,c,completed,60\ntable1_simplecnn,d,completed,\n"
+    )
+    block = readme.cost_block(results)
+    assert "| fig4_arp | 2 | 30 |" in block and "| p004_fig1_phases | 1 | 1 |" in block
+    assert "- paper 000: 30 core-minutes, 0.2 h on two cores" in block  # d: no time, left out
+    assert "- paper 004: 1 core-minutes" in block and "table1_simplecnn" not in block
+
+
 @pytest.mark.parametrize("name", ["README.md", "results/README.md"])
 def test_committed_readme_numbers_match_the_committed_results(name):
     """The claims table and the run timings in the READMEs are generated from results/cpu/."""

@@ -1,6 +1,6 @@
 """Blocks of README.md and results/README.md generated from results files and the code, so that
 nothing in them is copied by hand: the claims table (from ``results/<profile>/claims/claims.csv``),
-the runs behind it (from ``results/<profile>/claims/runs.csv``) and the list of make targets (from
+the runs behind it and their training time (from ``results/<profile>/claims/runs.csv``) and the list of make targets (from
 the report registry, :func:`ijr.reporting.registry.markdown_table`).
 
 A block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``:
@@ -49,6 +49,32 @@ def runs_block(results: Path) -> str:
     return "\n".join(markdown_lines(columns, rows))
 
 
+def _paper(experiment: str) -> str:
+    """The paper an experiment reproduces, from its name (``p002_*``, ``p004_*``; else 000)."""
+    head = experiment.split("_", 1)[0]
+    return head[1:] if head in ("p002", "p004") else "000"
+
+
+def cost_block(results: Path) -> str:
+    """The training time behind the claims: core-minutes (one thread per run, as each run's
+    ``summary.json`` timed it on its machine) per experiment and per paper, and that total over
+    two cores (``make claims JOBS=2``), which issue #13 budgets at 6 hours for paper 000."""
+    frame = pd.read_csv(results / "claims" / "runs.csv", keep_default_na=False)
+    frame = frame[frame["wall_time_s"] != ""]
+    minutes = frame.groupby("experiment")["wall_time_s"].agg(
+        runs="count", total=lambda w: w.astype(float).sum() / 60
+    )
+    rows = [[name, int(r.runs), f"{r.total:.0f}"] for name, r in minutes.iterrows()]
+    lines = markdown_lines(["experiment", "runs", "core-minutes"], rows)
+    per_paper = minutes.groupby([_paper(e) for e in minutes.index])["total"].sum()
+    lines.append("")
+    for paper, total in per_paper.items():
+        lines.append(
+            f"- paper {paper}: {total:.0f} core-minutes, {total / 120:.1f} h on two cores (JOBS=2)"
+        )
+    return "\n".join(lines)
+
+
 def table1_block(results: Path) -> str:
     """Table 1 at this profile: the table of ``table1.md`` (``ijr-report table1``) and, when the
     claims report wrote it, the paired differences per seed (``claims/table1_paired.md``)."""
@@ -72,6 +98,7 @@ def reports_block(_results: Path) -> str:
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "claims": claims_block,
     "claims-runs": runs_block,
+    "claims-cost": cost_block,
     "table1": table1_block,
     "reports": reports_block,
 }
