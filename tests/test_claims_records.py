@@ -176,7 +176,7 @@ def test_a_restored_record_is_not_trained_again(tmp_path, capsys):
     restored = fresh / "default" / run_dir.name
     assert records.is_restored(restored) and not (restored / "checkpoints").exists()
     again = train(compose_cfg(*tiny_overrides(fresh)))
-    assert again["skipped"] == "already completed" and again["run_key"] == run_dir.name
+    assert again["skipped"] == "already completed" and again["run_dir"] == str(restored)
     assert (restored / "metrics.csv").read_bytes() == (run_dir / "metrics.csv").read_bytes()
     assert records.record_runs(fresh, "paper", out) == (0, 1)
     assert records.restore_records(out, fresh, "paper") == (0, 1)  # a run already there: kept

@@ -295,7 +295,8 @@ class RunDataError(ConfigError):
 # ------------------------------------------------------------------------------ train
 def train(cfg: DictConfig) -> dict:
     """Train one run described by ``cfg`` (the composed config of ``conf/train.yaml``) and
-    return its final ``summary.json`` content (plus ``skipped``: why, for a run not trained).
+    return its final ``summary.json`` content (plus, for a run not trained, ``skipped``: why, and
+    ``run_dir``).
 
     Signals (:func:`ijr.callbacks.caught_signals`) are caught from the start: during training
     the step finishes, ``last.ckpt`` is written, the status and reason are recorded, then the
@@ -335,7 +336,7 @@ def _train_guarded(cfg: DictConfig, guard: SignalCheckpoint) -> dict:
     if lock is None:
         print(f"ijr-train: another process is running {run.path}; skipping", flush=True)
         summary = run.read_summary() or {"status": "running", "run_key": run.key}
-        return {**summary, "skipped": "another process is running it"}
+        return {**summary, "skipped": "another process is running it", "run_dir": str(run.path)}
     try:
         return _train_in(run, cfg, dm, guard)
     except RunDataError as exc:
@@ -356,7 +357,7 @@ def _start_summary(run: RunDir, cfg: DictConfig) -> dict | None:
     run.remove_temp_files()  # left by a killed write; never a file that is read
     if resume and previous and previous.get("status") == "completed":
         print(f"ijr-train: already completed, skipping: {run.path}", flush=True)
-        return {**previous, "skipped": "already completed"}
+        return {**previous, "skipped": "already completed", "run_dir": str(run.path)}
     if resume and previous is None and run.data_files():
         raise RunDataError(
             f"{run.summary_json} is missing or unreadable but the run holds "
@@ -630,7 +631,8 @@ def _hydra_entry(cfg: DictConfig) -> None:
     if summary.get("run_key") is None:
         print(f"ijr-train: failed: {summary.get('error')}", flush=True)
         return
-    run_dir = (
+    run_dir = summary.get("run_dir") or (  # a skipped run names its directory (a record
+        # restored under today's key keeps the key it was made under in its summary)
         Path(cfg.paths.runs) / str(cfg.get("experiment_name") or "default") / summary["run_key"]
     )
     if summary.get("skipped"):
