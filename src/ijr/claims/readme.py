@@ -1,7 +1,7 @@
 """Blocks of README.md and results/README.md generated from results files and the code, so that
 nothing in them is copied by hand: the claims table (from ``results/<profile>/claims/claims.csv``),
-the runs behind it and their training time (from ``results/<profile>/claims/runs.csv``) and the list of make targets (from
-the report registry, :func:`ijr.reporting.registry.markdown_table`).
+the runs behind it and their training time (from ``results/<profile>/claims/runs.csv``) and the
+list of make targets (from the report registry, :func:`ijr.reporting.registry.markdown_table`).
 
 A block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``:
 

@@ -111,7 +111,7 @@ def _all_finished(folder: Path, profile: str) -> bool:
 
 def _restored_runs(folder: Path) -> list[Path]:
     """The run directories of ``folder`` restored from records (:func:`records.is_restored`)."""
-    return [p.parent for p in sorted(folder.glob(f"*/{records.RESTORED_FILE}"))]
+    return [run for run in sorted(folder.iterdir()) if records.is_restored(run)]
 
 
 def figure_commands(args: argparse.Namespace) -> list[list[str]]:
