@@ -38,7 +38,6 @@ from pathlib import Path
 import yaml
 
 from ijr.claims.evaluate import finished_runs
-from ijr.data.sources import DatasetNotFound
 from ijr.run_artifacts import EIGVEC_FILE_NAME, FILE_NAME, TRAJECTORY_FILE
 from ijr.rundir import compute_run_key
 
@@ -217,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None, help="data.root of the restored runs")
     parser.add_argument("--archive", default=None, help="data.archive of the restored runs")
     args = parser.parse_args(argv)
+    from ijr.data.sources import DatasetNotFound  # here: reports import this module, not the data
+
     try:
         if args.restore:
             done, kept = restore_records(
