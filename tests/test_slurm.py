@@ -61,15 +61,27 @@ def _jobs() -> dict[str, str]:
     return dict(line.split("|")[:2] for line in out.splitlines() if line.strip())
 
 
-def _history(job_id: str) -> list[str]:
-    """The states of every run of one job (``-D``: requeued runs too)."""
-    out = subprocess.run(
-        ["sacct", "-n", "-X", "-D", "-P", "-j", job_id, "-o", "State"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [line.strip() for line in out.splitlines() if line.strip()]
+ACTIVE_STATES = ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "CONFIGURING", "SUSPENDED")
+
+
+def _history(job_id: str, settle_s: float = 120) -> list[str]:
+    """The states of every run of one job (``-D``: requeued runs too), once its last run has left
+    the active states. slurmctld sends a job's end to slurmdbd asynchronously, so sacct can still
+    say RUNNING for a job whose result submitit has already read (seen once in CI): poll up to
+    ``settle_s`` seconds, then return what accounting says."""
+    deadline = time.time() + settle_s
+    while True:
+        out = subprocess.run(
+            ["sacct", "-n", "-X", "-D", "-P", "-j", job_id, "-o", "State"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        states = [line.strip() for line in out.splitlines() if line.strip()]
+        settled = states and not states[-1].startswith(ACTIVE_STATES)
+        if settled or time.time() > deadline:
+            return states
+        time.sleep(2)
 
 
 def _table(out: str) -> str:
@@ -159,7 +171,8 @@ def test_a_job_cut_by_its_time_limit_resumes_from_the_signal_checkpoint(runs_dir
     assert resumed["resumed_from_step"] and 0 < resumed["resumed_from_step"] < 300, resumed
     logs = list((runs_dir / "default" / ".multirun" / ".submitit").glob("*/*_log.err"))
     job_id = logs[0].name.split("_log")[0].rsplit("_", 1)[0]
-    assert _history(job_id) == ["REQUEUED", "COMPLETED"], _history(job_id)
+    history = _history(job_id)
+    assert history == ["REQUEUED", "COMPLETED"], history
     assert any("SIGUSR2" in p.read_text() for p in logs)
     assert (run_dir / "metrics.csv").read_bytes() == reference_csv.read_bytes()
 
