@@ -41,7 +41,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed ## create .venv and install ijr with its pinned dependencies
 
 test: install ## fast test suite (CPU, no network; the CI command)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 test-slow: install ## slow tests too (real CIFAR-10 where ../shared/data is present)
 	$(PY) -m pytest -q -m 'not gpu and not bench' $(PYTEST_ARGS)

@@ -34,6 +34,7 @@ from ijr.callbacks import (
     signal_name,
 )
 from ijr.claims.scale import apply_scale_overrides
+from ijr.code_version import attempts_code
 from ijr.data import build_datamodule
 from ijr.methods import build_module, method_kwargs
 from ijr.methods.adversarial import AdversaryConfig
@@ -364,11 +365,13 @@ def _start_summary(run: RunDir, cfg: DictConfig) -> dict | None:
             f"{', '.join(run.data_files())}; nothing was changed: restore summary.json, or "
             "rerun with resume=false to start the run over"
         )
-    if not resume or not run.checkpoint.exists():
+    fresh = not resume or not run.checkpoint.exists()
+    if fresh:
         run.clear()  # a restart from step 0 keeps nothing of an earlier attempt
     run.write_config(cfg, _task_overrides())
     run.write_summary(
         status="running",
+        code=attempts_code(None if fresh else (previous or {}).get("code")),
         run_key=run.key,
         experiment=str(cfg.get("experiment_name") or "default"),
         profile=str(cfg.profile.name),
