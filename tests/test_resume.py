@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO, compose_cfg, run_cli
 from ijr.callbacks import Terminated
+from ijr.code_version import code_version
 from ijr.metrics_log import MetricsFileError
 from ijr.train import RunDataError, train
 
@@ -203,6 +204,7 @@ def test_each_signal_checkpoints_records_and_resumes(tmp_path, reference, signam
     assert summary["steps"] == 13 and (run / "checkpoints" / "last.ckpt").exists()
     resumed = train(compose_cfg(*args))
     assert resumed["status"] == "completed" and resumed["resumed_from_step"] == 13
+    assert resumed["code"] == [code_version()]  # both attempts ran this code: named once
     assert files_of(run) == reference
 
 
