@@ -5,6 +5,7 @@ real cpu-profile claim on real CIFAR-10 (slow)."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 
 import pytest
@@ -186,6 +187,23 @@ def test_cost_block_sums_core_minutes_per_experiment_and_paper(tmp_path):
     assert "| fig4_arp | 2 | 30 |" in block and "| p004_fig1_phases | 1 | 1 |" in block
     assert "- paper 000: 30 core-minutes, 0.2 h on two cores" in block  # d: no time, left out
     assert "- paper 004: 1 core-minutes" in block and "table1_simplecnn" not in block
+
+
+def test_code_block_names_the_commits_of_the_records(tmp_path):
+    results = tmp_path / "cpu"
+    for exp, key, code in [
+        ("fig4_arp", "a", ["1" * 40]),
+        ("fig3_trajectory", "b", ["1" * 40]),
+        ("fig5_lr", "c", ["1" * 40, "2" * 40]),
+        ("table1_simplecnn", "d", None),
+    ]:
+        (results / "runs" / exp / key).mkdir(parents=True)
+        summary = {"status": "completed"} | ({"code": code} if code else {})
+        (results / "runs" / exp / key / "summary.json").write_text(json.dumps(summary))
+    block = readme.code_block(results)
+    assert f"| {'1' * 12} | 2 | fig3_trajectory, fig4_arp |" in block
+    assert f"| {'1' * 12} then {'2' * 12} | 1 | fig5_lr |" in block
+    assert "| not recorded (before `code`) | 1 | table1_simplecnn |" in block
 
 
 @pytest.mark.parametrize("name", ["README.md", "results/README.md"])

@@ -1,6 +1,7 @@
 """Blocks of README.md and results/README.md generated from results files and the code, so that
 nothing in them is copied by hand: the claims table (from ``results/<profile>/claims/claims.csv``),
-the runs behind it and their training time (from ``results/<profile>/claims/runs.csv``) and the
+the runs behind it and their training time (from ``results/<profile>/claims/runs.csv``), the
+commits that made the run records (their ``summary.json``) and the
 list of make targets (from the report registry, :func:`ijr.reporting.registry.markdown_table`).
 
 A block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``:
@@ -12,6 +13,7 @@ A block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -75,6 +77,21 @@ def cost_block(results: Path) -> str:
     return "\n".join(lines)
 
 
+def code_block(results: Path) -> str:
+    """Which code made the run records of ``results/<profile>/runs/``: the commits each record's
+    ``summary.json`` names (``code``, one per attempt), with the experiments and the number of
+    records; records made before summaries named their code are counted as such."""
+    made: dict[str, list[str]] = {}
+    for summary in sorted((results / "runs").glob("*/*/summary.json")):
+        code = json.loads(summary.read_text()).get("code")
+        name = " then ".join(c[:12] for c in code) if code else "not recorded (before `code`)"
+        made.setdefault(name, []).append(summary.parents[1].name)
+    rows = [
+        [name, str(len(exps)), ", ".join(sorted(set(exps)))] for name, exps in sorted(made.items())
+    ]
+    return "\n".join(markdown_lines(["code (commit)", "records", "experiments"], rows))
+
+
 def table1_block(results: Path) -> str:
     """Table 1 at this profile: the table of ``table1.md`` (``ijr-report table1``) and, when the
     claims report wrote it, the paired differences per seed (``claims/table1_paired.md``)."""
@@ -99,6 +116,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "claims": claims_block,
     "claims-runs": runs_block,
     "claims-cost": cost_block,
+    "records-code": code_block,
     "table1": table1_block,
     "reports": reports_block,
 }
