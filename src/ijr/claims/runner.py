@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.restore and Path(recorded).is_dir():
         failed += _call(records_command(args, recorded, restore=True)) != 0
     if not args.no_train:
-        failed = sum(call_jobs(train_command(e, args), args.jobs, env) != 0 for e in queue)
+        failed += sum(call_jobs(train_command(e, args), args.jobs, env) != 0 for e in queue)
     judged = args.runs
     if args.records:
         judged = recorded
