@@ -410,6 +410,24 @@ CASES["beats"] = {
 PARAMS = [(check, status) for check, cases in CASES.items() for status in cases]
 
 
+def test_beats_lists_the_paired_differences_in_seed_order(tmp_path):
+    """Whatever the run keys' order (here the reverse of the seeds'), per seed is seed 0, 1, 2."""
+    runs = _method_runs({"ejr": [0.5, 0.52, 0.51], "sgd": [0.45, 0.5, 0.5]})[::-1]
+    row = status_of(tmp_path, "beats", dict(BEATS), runs)
+    assert "per seed 0.05, 0.02, 0.01)" in row["measured"], row
+
+
+def test_per_run_claims_list_their_runs_by_config_value(tmp_path):
+    """Runs swept along a key are listed by its value (numbers by value), not by run key."""
+    runs = [
+        {"metrics": {"s": SHARP_RISE, "t": EOS}, "config": {"optim.lr": lr}}
+        for lr in (0.2, 0.05, 0.1)
+    ]
+    row = status_of(tmp_path, "reaches", {"metric": "s", "level": "t", "rtol": 0.05}, runs)
+    labels = [part.split("]")[0] for part in row["measured"].split("[")[1:]]
+    assert labels == ["optim.lr=0.05", "optim.lr=0.1", "optim.lr=0.2"], row
+
+
 @pytest.mark.parametrize("check, expected", PARAMS)
 def test_check_statuses(tmp_path, check, expected):
     params, runs = CASES[check][expected]

@@ -390,6 +390,7 @@ def beats(runs: list[Run], p: dict) -> Outcome:
     _require_cells(frame, p)
     sign = -1 if p.get("lower_is_better") else 1
     frame["diff"] = (frame["a"] - frame["b"]) * sign
+    frame = frame.sort_values(pair_by, kind="stable")  # per seed: in seed order
     cells = [k for k in pair_by if k != "seed"]
     grouped = frame.groupby(cells)["diff"] if cells else [((), frame["diff"])]
     margin, parts, wins = float(p.get("margin", 0.0)), [], 0

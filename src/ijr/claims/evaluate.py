@@ -17,6 +17,7 @@ Status of a claim (CLAIMS_SPEC.md):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -71,12 +72,27 @@ def finished_runs(runs_root: str | Path, profile: str) -> pd.DataFrame:
     return runs[keep]
 
 
+def _config_order(row: pd.Series, keys: list[str]) -> tuple:
+    """A run's place when runs are listed: by the values of ``keys`` (numbers by value, then
+    text, then missing), so a report lists its cells the same way whatever their run keys."""
+
+    def place(value) -> tuple:
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+            return (2, 0.0, "")
+        try:
+            return (0, float(value), "")
+        except (TypeError, ValueError):
+            return (1, 0.0, str(value))
+
+    return tuple(place(row[k]) for k in keys) + (str(row["run_key"]),)
+
+
 def _label_runs(frame: pd.DataFrame) -> list[Run]:
     keys = [k for k in varying_keys(frame) if k not in BASE_COLUMNS] if len(frame) > 1 else []
     if len(frame) > 1 and frame["seed"].nunique() > 1:
         keys.append("seed")
     runs = []
-    for _, row in frame.iterrows():
+    for _, row in sorted(frame.iterrows(), key=lambda item: _config_order(item[1], keys)):
         label = ",".join(f"{k}={row[k]}" for k in keys) or str(row["run_key"])
         runs.append(Run(path=Path(row["run_dir"]), row=row, label=label))
     return runs
