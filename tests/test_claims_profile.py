@@ -51,8 +51,8 @@ def test_every_experiment_runs_or_is_refused_in_one_line_at_cpu_scale(experiment
         validate(run)
         resolved = OmegaConf.to_container(run, resolve=True)
         assert resolved["profile"]["name"] == "cpu"
-        if resolved["data"]["name"] == "points":  # paper 002 App. C.3: 8 points, ~4 ms a step
-            assert resolved["trainer"]["max_steps"] <= 20000 and resolved["data"]["subset"] is None
+        if resolved["data"]["name"] == "points":  # paper 002 App. C.3: 8 points, ~2 ms a step
+            assert resolved["trainer"]["max_steps"] <= 100000 and resolved["data"]["subset"] is None
             continue
         assert resolved["trainer"]["max_steps"] <= 2000  # <= 20 min per run on one thread
         # cifar10-5k, or the paper's own smaller set (paper 004: 1,000 two-class images)
