@@ -44,7 +44,10 @@ def test_a_changed_value_is_named_by_step_and_metric(tmp_path, record):
     (copy / "metrics.csv").write_text("\n".join(lines) + "\n")
     result = replay.replay_record(copy, 12, None, None)
     assert not result.same and result.detail.startswith("step 7: train/loss recorded"), result
-    assert replay.main(["--records", str(tmp_path), "--steps", "12"]) == 1
+    out = tmp_path / "replay.csv"
+    assert replay.main(["--records", str(tmp_path), "--steps", "12", "--out", str(out)]) == 1
+    assert ',12,False,12,"step 7: train/loss recorded' in out.read_text()
+    assert replay.main(["--records", str(tmp_path), "--seed", "1"]) == 2  # no record of seed 1
 
 
 def test_the_replayed_run_ends_failed_with_its_reason(tmp_path, record, monkeypatch):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -134,24 +135,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", required=True, help="records folder, e.g. results/cpu/runs")
     parser.add_argument("--steps", type=int, default=50, help="replay the steps before this one")
     parser.add_argument("--experiment", default=None, help="only this experiment's records")
+    parser.add_argument("--seed", type=int, default=None, help="only the records of this seed")
+    parser.add_argument("--out", default=None, help="also write the outcomes to this CSV file")
     parser.add_argument("--data-root", default=None, help="data.root of the replays")
     parser.add_argument("--archive", default=None, help="data.archive of the replays")
     args = parser.parse_args(argv)
     pattern = f"{args.experiment or '*'}/*/metrics.csv"
     records = sorted(p.parent for p in Path(args.records).glob(pattern))
+    if args.seed is not None:
+        records = [r for r in records if _seed(r) == args.seed]
     if not records:
         print(f"replay: no records matching {Path(args.records) / pattern}", file=sys.stderr)
         return 2
-    differ = 0
+    results = []
     for record in records:
         result = replay_record(record, args.steps, args.data_root, args.archive)
-        differ += not result.same
+        results.append(result)
         verdict = "same" if result.same else "DIFFERS"
-        print(
-            f"replay: {verdict:7} {record.parent.name}/{record.name}: {result.detail}", flush=True
-        )
-    print(f"replay: {len(records) - differ} of {len(records)} records replay identically")
-    return 1 if differ else 0
+        name = f"{record.parent.name}/{record.name}"
+        print(f"replay: {verdict:7} {name}: {result.detail}", flush=True)
+    same = sum(r.same for r in results)
+    print(f"replay: {same} of {len(records)} records replay identically")
+    if args.out:
+        _write(Path(args.out), results, args.steps)
+    return 0 if same == len(results) else 1
+
+
+def _seed(record: Path) -> int | None:
+    seed = json.loads((record / "summary.json").read_text()).get("seed")
+    return None if seed is None else int(seed)
+
+
+def _write(path: Path, results: list[Replay], steps: int) -> None:
+    """One row per replayed record: which, whether it replayed identically, what differed, and
+    the code that replayed it."""
+    from ijr.code_version import code_version
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["experiment", "record", "steps", "same", "rows", "detail", "code"])
+        for r in results:
+            row = [r.record.parent.name, r.record.name, steps, r.same, r.rows, r.detail]
+            writer.writerow([*row, code_version()])
 
 
 if __name__ == "__main__":
