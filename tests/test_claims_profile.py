@@ -286,8 +286,18 @@ def test_every_record_is_the_run_todays_code_makes_from_its_overrides(overrides)
     from ijr.claims.records import config_identity
     from ijr.rundir import compute_run_key
 
+    from ijr.train import apply_probe_size
+
+    record = overrides.parents[1]
     cfg = apply_profile(_compose(*yaml.safe_load(overrides.read_text())))
-    assert compute_run_key(cfg) == config_identity(overrides.parents[1])
+    # what ijr-train resolves once the data is read (train.resolve_data_cap): the training set
+    # capped by profile.data_subset, the probe set from the training-set size
+    saved = yaml.safe_load((record / ".hydra" / "config.yaml").read_text())
+    cap, subset = cfg.profile.get("data_subset"), cfg.data.get("subset")
+    if cap is not None and (subset is None or subset > cap) and saved["data"]["subset"] == cap:
+        cfg.data.subset = int(cap)
+    apply_probe_size(cfg, int(saved["data"].get("subset") or 10**9))
+    assert compute_run_key(cfg) == config_identity(record)
 
 
 def test_table1_is_recorded():
