@@ -285,7 +285,6 @@ def test_every_record_is_the_run_todays_code_makes_from_its_overrides(overrides)
 
     from ijr.claims.records import config_identity
     from ijr.rundir import compute_run_key
-
     from ijr.train import apply_probe_size
 
     record = overrides.parents[1]
