@@ -333,3 +333,44 @@ def test_cpu_profile_sharpens_to_the_edge_of_stability_on_real_cifar10(tmp_path)
         (frame["experiment"] == "fig4_arp") & (frame["claim"] == "progressive_sharpening_to_eos")
     ].iloc[0]
     assert row["status"] == "pass", row.to_dict()
+
+
+def test_p004_markers_block_has_a_row_per_measured_quantity(tmp_path):
+    """A row per quantity some run measured, a column per run; cells with 3 significant digits."""
+    (tmp_path / "p004").mkdir()
+    (tmp_path / "p004" / "fig1_markers.csv").write_text(
+        'experiment,run,steps,anomaly_fraction,never\np004_fig1_phases,"fcn3, eta=0.005",400,0.0125,\n'
+    )
+    (tmp_path / "p004" / "fig2_markers.csv").write_text(
+        "experiment,run,steps,anomaly_fraction,never\np004_fig2_anomalies,relu,150,0.226666,\n"
+    )
+    block = readme.p004_markers_block(tmp_path).splitlines()
+    assert (
+        block[0] == "| quantity | p004_fig1_phases: fcn3, eta=0.005 | p004_fig2_anomalies: relu |"
+    )
+    assert "| steps | 400 | 150 |" in block
+    assert "| anomaly_fraction | 0.0125 | 0.227 |" in block
+    assert not any(line.startswith("| never") for line in block)  # measured by no run
+
+
+P004_MARKERS = {
+    "fig1": "p004_fig1_phases",
+    "fig2": "p004_fig2_anomalies",
+    "fig3": "p004_fig3_gram",
+    "sec4": "p004_sec4_linear",
+}
+
+
+@pytest.mark.parametrize("name", sorted(P004_MARKERS))
+def test_committed_p004_markers_are_what_the_records_give(name, tmp_path):
+    """results/cpu/p004/*_markers.csv (and so the README block drawn from them) are what
+    ``ijr-report p004-markers`` writes today from the committed run records."""
+    from ijr.report import main as report
+
+    runs = REPO / "results" / "cpu" / "runs" / P004_MARKERS[name]
+    out = tmp_path / f"{name}_markers"
+    assert report(["p004-markers", "--runs", str(runs), "--out", str(out), "--profile", "cpu"]) == 0
+    committed = REPO / "results" / "cpu" / "p004" / f"{name}_markers.csv"
+    assert out.with_suffix(".csv").read_text() == committed.read_text(), (
+        f"{committed} is stale: ijr-report p004-markers --runs {runs} --out {committed.with_suffix('')}"
+    )

@@ -105,6 +105,31 @@ def table1_block(results: Path) -> str:
     return "\n".join(lines)
 
 
+def _significant(value: str) -> str:
+    """A markers cell with at most 3 significant digits (integers as they are)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(int(number)) if number.is_integer() else f"{number:.3g}"
+
+
+def p004_markers_block(results: Path) -> str:
+    """Paper 004's measured markers from ``results/<profile>/p004/*_markers.csv`` (``ijr-report
+    p004-markers``): a row per quantity some run measured, a column per run, 3 significant digits."""
+    paths = sorted((results / "p004").glob("*_markers.csv"))
+    if not paths:
+        raise FileNotFoundError(f"no {results / 'p004'}/*_markers.csv: run the p004 reports first")
+    frame = pd.concat([pd.read_csv(p, keep_default_na=False, dtype=str) for p in paths])
+    heads = [f"{r.experiment}: {r.run}" for r in frame.itertuples()]
+    rows = [
+        [name] + [_significant(v) for v in frame[name]]
+        for name in frame.columns
+        if name not in ("experiment", "run") and (frame[name] != "").any()
+    ]
+    return "\n".join(markdown_lines(["quantity", *heads], rows))
+
+
 def reports_block(_results: Path) -> str:
     """The make targets of the report registry (no results needed)."""
     from ijr.reporting.registry import markdown_table
@@ -118,6 +143,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "claims-cost": cost_block,
     "records-code": code_block,
     "table1": table1_block,
+    "p004-markers": p004_markers_block,
     "reports": reports_block,
 }
 
