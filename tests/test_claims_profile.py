@@ -374,3 +374,29 @@ def test_committed_p004_markers_are_what_the_records_give(name, tmp_path):
     assert out.with_suffix(".csv").read_text() == committed.read_text(), (
         f"{committed} is stale: ijr-report p004-markers --runs {runs} --out {committed.with_suffix('')}"
     )
+
+
+def test_table1_fit_block_is_the_late_running_train_accuracy(tmp_path):
+    """Per eta and method: mean +- std over seeds of train/acc over the last 10 % of the steps."""
+    for key, (lr, method, late) in {
+        "a": (0.1, "sgd", 0.5),
+        "b": (0.1, "sgd", 0.7),
+        "c": (0.1, "ejr", 0.25),
+    }.items():
+        run = tmp_path / "runs" / "table1_simplecnn" / key
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "config.yaml").write_text(
+            f"optim: {{lr: {lr}}}\nmethod: {{name: {method}}}\n"
+        )
+        (run / "summary.json").write_text("{}")
+        rows = [
+            "step,train/acc,test/acc",
+            "10,0.0,",
+            "50,0.0,",
+            "95,,0.3",
+        ]  # early rows: not counted
+        rows += [f"{s},{late}," for s in (91, 100)] + ["100,,0.4"]
+        (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    block = readme.table1_fit_block(tmp_path).splitlines()
+    assert block[0] == "| η | SGD | EJR |"
+    assert block[2] == "| 0.1 | 60.0 ± 14.1 (n=2) | 25.0 ± nan (n=1) |"

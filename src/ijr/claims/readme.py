@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from ijr.claims.checks import STATUSES
 from ijr.claims.evaluate import RUN_COLUMNS, claim_rows
@@ -105,6 +106,32 @@ def table1_block(results: Path) -> str:
     return "\n".join(lines)
 
 
+def _late_train_acc(record: Path, tail: float) -> float:
+    """Mean of a record's logged ``train/acc`` (each the accuracy of its training batch, before
+    that step's update) over the last ``tail`` of its steps."""
+    frame = pd.read_csv(record / "metrics.csv")
+    rows = frame.dropna(subset=["train/acc"])
+    return float(rows[rows["step"] > (1 - tail) * frame["step"].max()]["train/acc"].mean())
+
+
+def table1_fit_block(results: Path, tail: float = 0.1) -> str:
+    """How far Table 1's cpu runs fitted their training set: per row (eta) and method, the mean
+    +- std over seeds of the running training accuracy over the last 10 % of steps (%)."""
+    cells: dict[tuple[float, str], list[float]] = {}
+    for summary in sorted((results / "runs").glob("table1_simplecnn/*/summary.json")):
+        config = yaml.safe_load((summary.parent / ".hydra" / "config.yaml").read_text())
+        key = (float(config["optim"]["lr"]), str(config["method"]["name"]))
+        cells.setdefault(key, []).append(100 * _late_train_acc(summary.parent, tail))
+    if not cells:
+        raise FileNotFoundError(f"no {results / 'runs' / 'table1_simplecnn'} records")
+    methods = [m for m in ("sgd", "sam", "asam", "ejr") if any(k[1] == m for k in cells)]
+    rows = []
+    for lr in sorted({k[0] for k in cells}):
+        values = [pd.Series(cells.get((lr, m), []), dtype=float) for m in methods]
+        rows.append([f"{lr:g}"] + [f"{v.mean():.1f} ± {v.std():.1f} (n={len(v)})" for v in values])
+    return "\n".join(markdown_lines(["η", *(m.upper() for m in methods)], rows))
+
+
 def _significant(value: str) -> str:
     """A markers cell with at most 3 significant digits (integers as they are)."""
     try:
@@ -143,6 +170,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "claims-cost": cost_block,
     "records-code": code_block,
     "table1": table1_block,
+    "table1-fit": table1_fit_block,
     "p004-markers": p004_markers_block,
     "reports": reports_block,
 }
