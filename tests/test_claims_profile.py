@@ -400,3 +400,16 @@ def test_table1_fit_block_is_the_late_running_train_accuracy(tmp_path):
     block = readme.table1_fit_block(tmp_path).splitlines()
     assert block[0] == "| η | SGD | EJR |"
     assert block[2] == "| 0.1 | 60.0 ± 14.1 (n=2) | 25.0 ± nan (n=1) |"
+
+
+def test_table1_verdict_block_counts_the_seeds_where_ejr_is_ahead(tmp_path):
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "table1_paired.csv").write_text(
+        "optim.lr,competitor,seeds,ejr_ahead\n"
+        "0.1,sgd,3,3\n0.1,sam,3,3\n0.01,sgd,3,0\n0.01,sam,3,0\n0.03,sgd,3,2\n0.03,sam,3,0\n"
+    )
+    assert readme.table1_verdict_block(tmp_path).splitlines() == [
+        "- η = 0.01: behind in every pair (EJR ahead of SGD in 0/3, SAM in 0/3 paired seeds)",
+        "- η = 0.03: mixed (EJR ahead of SGD in 2/3, SAM in 0/3 paired seeds)",
+        "- η = 0.1: ahead in every pair (EJR ahead of SGD in 3/3, SAM in 3/3 paired seeds)",
+    ]

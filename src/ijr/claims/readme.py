@@ -106,6 +106,24 @@ def table1_block(results: Path) -> str:
     return "\n".join(lines)
 
 
+def table1_verdict_block(results: Path) -> str:
+    """Where EJR's advantage appears at this profile: per row (eta), in how many paired seeds
+    EJR's final test accuracy is above each competitor's (``claims/table1_paired.csv``)."""
+    frame = pd.read_csv(results / "claims" / "table1_paired.csv", keep_default_na=False)
+    lines = []
+    for lr, row in frame.groupby("optim.lr", sort=True):
+        ahead = ", ".join(
+            f"{r.competitor.upper()} in {r.ejr_ahead}/{r.seeds}" for r in row.itertuples()
+        )
+        everywhere = (row["ejr_ahead"] == row["seeds"]).all()
+        nowhere = (row["ejr_ahead"] == 0).all()
+        word = (
+            "ahead in every pair" if everywhere else "behind in every pair" if nowhere else "mixed"
+        )
+        lines.append(f"- η = {lr:g}: {word} (EJR ahead of {ahead} paired seeds)")
+    return "\n".join(lines)
+
+
 def _late_train_acc(record: Path, tail: float) -> float:
     """Mean of a record's logged ``train/acc`` (each the accuracy of its training batch, before
     that step's update) over the last ``tail`` of its steps."""
@@ -171,6 +189,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "records-code": code_block,
     "table1": table1_block,
     "table1-fit": table1_fit_block,
+    "table1-verdict": table1_verdict_block,
     "p004-markers": p004_markers_block,
     "reports": reports_block,
 }
