@@ -1,6 +1,6 @@
 """Compare the run records of one experiment with their versions at an earlier git revision: the
-same run key (config and data) measured twice, e.g. re-trained on another machine. One row per
-key recorded in both, with the sweep values, each version's final metric and code, and the
+same run (named by its sweep values, ``--keys``) measured twice, e.g. re-trained on another
+machine. One row per run recorded in both, with the sweep values, each version's final metric and code, and the
 difference; written as CSV and markdown.
 
     python scripts/compare_records.py --rev 1b2af70 --experiment table1_simplecnn \\
@@ -24,12 +24,11 @@ sys.path.insert(0, str(REPO / "src"))
 from ijr.reporting.render import markdown_lines  # noqa: E402
 
 
-def _at(rev: str, path: Path) -> str | None:
-    """The text of ``path`` (relative to the repository) at ``rev``, or None if absent there."""
+def _git(*args: str) -> str:
     out = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
     )
-    return out.stdout if out.returncode == 0 else None
+    return out.stdout
 
 
 def _value(config: dict, dotted: str):
@@ -42,27 +41,53 @@ def _code(summary: dict) -> str:
     return " then ".join(c[:12] for c in summary.get("code") or []) or "not recorded"
 
 
+def _versions(records: Path, keys: list[str], rev: str | None) -> dict[tuple, tuple[str, dict]]:
+    """(values of ``keys``) -> (record folder name, summary) for the records of one experiment,
+    in the working tree (``rev`` None) or at ``rev``."""
+    if rev is None:
+        read = lambda path: path.read_text()  # noqa: E731
+        folders = sorted(p.parent for p in records.glob("*/summary.json"))
+    else:
+        read = lambda path: _git("show", f"{rev}:{path.relative_to(REPO).as_posix()}")  # noqa: E731
+        listed = _git("ls-tree", "-r", "--name-only", rev, "--", str(records.relative_to(REPO)))
+        folders = sorted(
+            {REPO / Path(f).parent for f in listed.split() if f.endswith("summary.json")}
+        )
+    found = {}
+    for folder in folders:
+        config = yaml.safe_load(read(folder / ".hydra" / "config.yaml"))
+        name = tuple(_value(config, k) for k in keys)
+        if name in found:
+            raise SystemExit(
+                f"compare_records: two records of {name} at {rev or 'now'}: add --keys"
+            )
+        found[name] = (folder.name, json.loads(read(folder / "summary.json")))
+    return found
+
+
 def compare(records: Path, rev: str, metric: str, keys: list[str]) -> pd.DataFrame:
+    """A row per run (named by the values of ``keys``) recorded both at ``rev`` and now, with
+    other measurements."""
+    old, new = _versions(records, keys, rev), _versions(records, keys, None)
+    short = _git("rev-parse", "--short", rev).strip()
     rows = []
-    for summary_path in sorted(records.glob("*/summary.json")):
-        relative = summary_path.relative_to(REPO)
-        old_text = _at(rev, relative)
-        if old_text is None:
-            continue
-        new, old = json.loads(summary_path.read_text()), json.loads(old_text)
-        if new == old:
+    for name in sorted(set(old) & set(new)):
+        (old_key, before), (new_key, after) = old[name], new[name]
+        if before == after:
             continue  # the same record: nothing re-measured
-        config = yaml.safe_load((summary_path.parent / ".hydra" / "config.yaml").read_text())
-        row = {k: _value(config, k) for k in keys} | {"run_key": summary_path.parent.name}
-        row |= {
-            f"{metric} ({rev[:7]})": old["final"][metric],
-            f"{metric} (now)": new["final"][metric],
-            "difference": new["final"][metric] - old["final"][metric],
-            f"code ({rev[:7]})": _code(old),
-            "code (now)": _code(new),
-        }
-        rows.append(row)
-    return pd.DataFrame(rows).sort_values(keys) if rows else pd.DataFrame()
+        rows.append(
+            dict(zip(keys, name, strict=True))
+            | {
+                f"{metric} ({short})": before["final"][metric],
+                f"{metric} (now)": after["final"][metric],
+                "difference": after["final"][metric] - before["final"][metric],
+                f"record ({short})": old_key,
+                "record (now)": new_key,
+                f"code ({short})": _code(before),
+                "code (now)": _code(after),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     frame.to_csv(out.with_suffix(".csv"), index=False)
     cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r] for r in frame.values]
     head = [
-        f"Records of `{args.experiment}` re-measured since `{args.rev}` (same run key):",
+        f"Records of `{args.experiment}` re-measured since `{args.rev}`:",
         f"`python scripts/compare_records.py {' '.join(argv or sys.argv[1:])}`",
         "",
     ]
