@@ -429,3 +429,20 @@ def test_results_readme_rerun_sentence_matches_table1_rerun_csv():
     assert len(ejr) == 3 and len(others) == 9
     assert ejr.max() < 0.002
     assert 0.01 <= others.max() <= 0.05
+
+
+def test_committed_table1_rerun_is_what_compare_records_writes(tmp_path):
+    """claims/table1_rerun.csv is scripts/compare_records.py's output against revision 1b2af70
+    (skips in a clone without that history)."""
+    import subprocess
+    import sys
+
+    if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", "1b2af70"]).returncode:
+        pytest.skip("revision 1b2af70 is not in this clone")
+    out = tmp_path / "table1_rerun"
+    script = REPO / "scripts" / "compare_records.py"
+    args = ["--rev", "1b2af70", "--experiment", "table1_simplecnn", "--metric", "test/acc"]
+    args += ["--keys", "optim.lr,method.name,seed", "--out", str(out)]
+    subprocess.run([sys.executable, str(script), *args], check=True, capture_output=True)
+    committed = REPO / "results" / "cpu" / "claims" / "table1_rerun.csv"
+    assert out.with_suffix(".csv").read_text() == committed.read_text()
