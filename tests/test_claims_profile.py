@@ -429,6 +429,9 @@ def test_results_readme_rerun_sentence_matches_table1_rerun_csv():
     assert len(ejr) == 3 and len(others) == 9
     assert ejr.max() < 0.002
     assert 0.01 <= others.max() <= 0.05
+    if (frame["optim.lr"] == 0.03).any():  # once that row is re-run
+        assert "at η = 0.03 every cell moves by\nless than half a point" in text
+        assert frame[frame["optim.lr"] == 0.03]["difference"].abs().max() < 0.005
 
 
 def test_committed_table1_rerun_is_what_compare_records_writes(tmp_path):
