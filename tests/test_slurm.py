@@ -84,6 +84,18 @@ def _history(job_id: str, settle_s: float = 120) -> list[str]:
         time.sleep(2)
 
 
+def _settled_new_jobs(before: dict[str, str], settle_s: float = 120) -> dict[str, str]:
+    """The jobs accounting knows that ``before`` did not, once none of them is in an active state
+    (or after ``settle_s`` seconds): like ``_history``, sacct learns a job's end asynchronously and
+    can say RUNNING for array elements whose results submitit has already collected (seen in CI)."""
+    deadline = time.time() + settle_s
+    while True:
+        new = {k: v for k, v in _jobs().items() if k not in before}
+        if not any(v.startswith(ACTIVE_STATES) for v in new.values()) or time.time() > deadline:
+            return new
+        time.sleep(2)
+
+
 def _table(out: str) -> str:
     assert "ijr multirun:" in out, out[-3000:]
     return out[out.rindex("ijr multirun: ") :]
@@ -102,7 +114,7 @@ def test_sweep_completes_and_a_relaunch_submits_nothing(runs_dir):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     _counts(_table(out), completed=4, diverged=0, failed=0, skipped=0)
-    new = {k: v for k, v in _jobs().items() if k not in before}
+    new = _settled_new_jobs(before)
     assert len(new) == 4 and set(new.values()) == {"COMPLETED"}, new
     assert list(load_runs(runs_dir)["status"]) == ["completed"] * 4
     # the same command again: every run is complete, so no job is submitted
