@@ -106,6 +106,11 @@ def table1_block(results: Path) -> str:
     return "\n".join(lines)
 
 
+def quick_table1_block(results: Path) -> str:
+    """Table 1 of the quick profile (``results/quick/table1.md``, beside ``results``)."""
+    return table1_block(results.parent / "quick")
+
+
 def table1_verdict_block(results: Path) -> str:
     """Where EJR's advantage appears at this profile: per row (eta), in how many paired seeds
     EJR's final test accuracy is above each competitor's (``claims/table1_paired.csv``)."""
@@ -190,6 +195,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "table1": table1_block,
     "table1-fit": table1_fit_block,
     "table1-verdict": table1_verdict_block,
+    "quick-table1": quick_table1_block,
     "p004-markers": p004_markers_block,
     "reports": reports_block,
 }
