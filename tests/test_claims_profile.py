@@ -449,3 +449,21 @@ def test_committed_table1_rerun_is_what_compare_records_writes(tmp_path):
     subprocess.run([sys.executable, str(script), *args], check=True, capture_output=True)
     committed = REPO / "results" / "cpu" / "claims" / "table1_rerun.csv"
     assert out.with_suffix(".csv").read_text() == committed.read_text()
+
+
+def test_readme_performance_numbers_are_those_of_results_bench():
+    """Every measured number (decimals, 1e-5 style) in the README's performance table appears in
+    the benchmark outputs committed under results/bench/ (no ratio typed from memory)."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("### Performance (measured, CPU)") :]
+    section = section[: section.index("**Precision at paper scale.**")]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln]
+    bench = "\n".join(
+        p.read_text() for p in sorted((REPO / "results" / "bench").rglob("*")) if p.is_file()
+    )
+    measured = [row.strip("|").split("|")[2] for row in rows[1:]]  # rows[0] is the header
+    assert len(measured) >= 8, rows
+    numbers = [n for cell in measured for n in re.findall(r"\d+(?:\.\d+)?e-\d+|\d+\.\d+", cell)]
+    assert len(numbers) >= 30, numbers
+    missing = [n for n in numbers if n not in bench]
+    assert not missing, f"README performance numbers not in results/bench/: {missing}"
