@@ -467,3 +467,27 @@ def test_readme_performance_numbers_are_those_of_results_bench():
     assert len(numbers) >= 30, numbers
     missing = [n for n in numbers if n not in bench]
     assert not missing, f"README performance numbers not in results/bench/: {missing}"
+
+
+def test_results_readme_byte_for_byte_sentence_matches_the_eta_001_records():
+    """results/README.md: Table 1's eta = 0.01 records, re-made by e9c0104, have the metrics.csv
+    of their 868e016 versions (at revision 1b2af70) byte for byte; skips without that history."""
+    import subprocess
+
+    import pandas as pd
+
+    text = (REPO / "results" / "README.md").read_text()
+    assert "reproduced the fourth session's `868e016` records **byte for byte**" in text
+    frame = pd.read_csv(REPO / "results" / "cpu" / "claims" / "table1_rerun.csv")
+    row = frame[frame["optim.lr"] == 0.01]
+    assert len(row) == 12 and (row["difference"] == 0).all()
+    if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", "1b2af70"]).returncode:
+        pytest.skip("revision 1b2af70 is not in this clone")
+    for key in row["record (now)"]:
+        path = f"results/cpu/runs/table1_simplecnn/{key}/metrics.csv"
+        old = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"1b2af70:{path}"], capture_output=True, check=True
+        ).stdout
+        assert old == (REPO / path).read_bytes(), path
+        summary = json.loads((REPO / path).with_name("summary.json").read_text())
+        assert summary["code"] == ["e9c01041b07c5e5b3733b6f43d2fbc0b8356174c"], summary["code"]
