@@ -491,3 +491,16 @@ def test_results_readme_byte_for_byte_sentence_matches_the_eta_001_records():
         assert old == (REPO / path).read_bytes(), path
         summary = json.loads((REPO / path).with_name("summary.json").read_text())
         assert summary["code"] == ["e9c01041b07c5e5b3733b6f43d2fbc0b8356174c"], summary["code"]
+
+
+def test_committed_cpu_runs_fit_the_per_run_budget():
+    """Issue #13's budget: every cpu run takes <= 20 minutes on one thread (the committed records'
+    wall times, claims/runs.csv), and paper 000's runs <= 6 hours on two cores."""
+    import pandas as pd
+
+    runs = pd.read_csv(REPO / "results" / "cpu" / "claims" / "runs.csv")
+    assert len(runs) > 100 and runs["wall_time_s"].notna().all()
+    slowest = runs.loc[runs["wall_time_s"].idxmax()]
+    assert slowest["wall_time_s"] <= 20 * 60, slowest.to_dict()
+    p000 = runs[~runs["experiment"].str.match(r"p00\d_")]["wall_time_s"].sum()
+    assert p000 / 2 <= 6 * 3600, p000
