@@ -64,36 +64,40 @@ def _jobs() -> dict[str, str]:
 ACTIVE_STATES = ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "CONFIGURING", "SUSPENDED")
 
 
-def _history(job_id: str, settle_s: float = 120) -> list[str]:
-    """The states of every run of one job (``-D``: requeued runs too), once its last run has left
-    the active states. slurmctld sends a job's end to slurmdbd asynchronously, so sacct can still
-    say RUNNING for a job whose result submitit has already read (seen once in CI): poll up to
-    ``settle_s`` seconds, then return what accounting says."""
+def _settled(read, active, settle_s: float = 120):
+    """``read()`` once ``active`` of it is false, or after ``settle_s`` seconds, whichever comes
+    first: slurmctld sends a job's end to slurmdbd asynchronously, so sacct can still say RUNNING
+    for jobs whose results submitit has already collected (seen in CI)."""
     deadline = time.time() + settle_s
     while True:
+        value = read()
+        if not active(value) or time.time() > deadline:
+            return value
+        time.sleep(2)
+
+
+def _history(job_id: str) -> list[str]:
+    """The states of every run of one job (``-D``: requeued runs too), once its last run has left
+    the active states (:func:`_settled`)."""
+
+    def read() -> list[str]:
         out = subprocess.run(
             ["sacct", "-n", "-X", "-D", "-P", "-j", job_id, "-o", "State"],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        states = [line.strip() for line in out.splitlines() if line.strip()]
-        settled = states and not states[-1].startswith(ACTIVE_STATES)
-        if settled or time.time() > deadline:
-            return states
-        time.sleep(2)
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    return _settled(read, lambda states: not states or states[-1].startswith(ACTIVE_STATES))
 
 
-def _settled_new_jobs(before: dict[str, str], settle_s: float = 120) -> dict[str, str]:
-    """The jobs accounting knows that ``before`` did not, once none of them is in an active state
-    (or after ``settle_s`` seconds): like ``_history``, sacct learns a job's end asynchronously and
-    can say RUNNING for array elements whose results submitit has already collected (seen in CI)."""
-    deadline = time.time() + settle_s
-    while True:
-        new = {k: v for k, v in _jobs().items() if k not in before}
-        if not any(v.startswith(ACTIVE_STATES) for v in new.values()) or time.time() > deadline:
-            return new
-        time.sleep(2)
+def _settled_new_jobs(before: dict[str, str]) -> dict[str, str]:
+    """The jobs accounting knows that ``before`` did not, once none of them is active."""
+    return _settled(
+        lambda: {k: v for k, v in _jobs().items() if k not in before},
+        lambda jobs: any(state.startswith(ACTIVE_STATES) for state in jobs.values()),
+    )
 
 
 def _table(out: str) -> str:
